@@ -1,0 +1,61 @@
+"""Handlers of ``/v1/info``, ``/v1/run``, ``/v1/gc``, ``/v1/images`` and the dashboard."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..core.models import BoxRequest, ExecRequest, positive_int
+from .base import BoxRunHandler
+
+
+class InfoHandler(BoxRunHandler):
+    """``GET /v1/info``: limits, usage and backend."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(self.manager.info())
+
+
+class RunHandler(BoxRunHandler):
+    """``POST /v1/run``: create a box, run a command, collect it, remove the box."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body()
+        box = BoxRequest.parse({**body, "name": None, "workdir": body.get("workdir")})
+        cmd = ExecRequest.parse({k: body.get(k) for k in ("cmd", "env", "timeout_ms")})
+        self.reply(await self.manager.run(box, cmd))
+
+
+class GcHandler(BoxRunHandler):
+    """``POST /v1/gc``: remove boxes stopped longer than ``older_than`` seconds ago."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        older_than = positive_int(self.json_body(), "older_than", 3600)
+        self.reply({"removed": await self.manager.gc(older_than or 0)})
+
+
+class ImagesHandler(BoxRunHandler):
+    """``GET /v1/images``: the local image store."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply([image.to_json() for image in self.manager.images.list()])
+
+
+class DashboardHandler(BoxRunHandler):
+    """``GET /ui``: the single-page dashboard."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish((files(__package__).parent / "static" / "ui.html").read_bytes())

@@ -1,0 +1,62 @@
+"""The API's routes, and their binding to a hosting app's handler base classes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+
+from ..core.errors import BoxRunError
+from .base import BoxRunHandler
+from .boxes import BoxActionHandler, BoxesHandler, BoxHandler
+from .execs import (
+    ExecActionHandler,
+    ExecEventsHandler,
+    ExecHandler,
+    ExecListHandler,
+    ExecStartHandler,
+)
+from .files import DownloadHandler, UploadHandler
+from .misc import DashboardHandler, GcHandler, ImagesHandler, InfoHandler, RunHandler
+
+_ID = r"([^/:]+)"
+_ACTION = r":([A-Za-z_]+)"
+
+
+class NotFoundHandler(BoxRunHandler):
+    """Any other path under ``/v1``: a NOT_FOUND error in the API's format."""
+
+    @web.authenticated
+    @authorized
+    async def prepare(self) -> None:
+        await super().prepare()
+        raise BoxRunError("NOT_FOUND", f"no such endpoint: {self.request.method} {self.request.path}")
+
+
+ROUTES: list[tuple[str, type[BoxRunHandler]]] = [
+    (r"/v1/info", InfoHandler),
+    (r"/v1/boxes", BoxesHandler),
+    (rf"/v1/boxes/{_ID}{_ACTION}", BoxActionHandler),
+    (rf"/v1/boxes/{_ID}", BoxHandler),
+    (rf"/v1/boxes/{_ID}/exec", ExecStartHandler),
+    (rf"/v1/boxes/{_ID}/execs", ExecListHandler),
+    (rf"/v1/boxes/{_ID}/exec/{_ID}{_ACTION}", ExecActionHandler),
+    (rf"/v1/boxes/{_ID}/exec/{_ID}", ExecHandler),
+    (rf"/v1/boxes/{_ID}/exec/{_ID}/events", ExecEventsHandler),
+    (rf"/v1/boxes/{_ID}/files/upload", UploadHandler),
+    (rf"/v1/boxes/{_ID}/files/download", DownloadHandler),
+    (r"/v1/run", RunHandler),
+    (r"/v1/gc", GcHandler),
+    (r"/v1/images", ImagesHandler),
+    (r"/v1/.*", NotFoundHandler),
+    (r"/ui", DashboardHandler),
+]
+
+
+def bind(prefix: str, bases: Callable[[type[BoxRunHandler]], tuple[type, ...]]) -> list[tuple[str, type]]:
+    """The routes under ``prefix``, each handler combined with ``bases(handler)``."""
+    return [
+        (prefix + pattern, type(handler.__name__, (handler, *bases(handler)), {}))
+        for pattern, handler in ROUTES
+    ]

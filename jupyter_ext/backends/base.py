@@ -1,0 +1,146 @@
+"""The backend contract: what the manager asks of a sandbox technology.
+
+A backend knows nothing about the database, the API or resource accounting; the
+:class:`~jupyter_ext.core.manager.BoxManager` does all of that and calls a backend
+only to act on sandboxes. Every method may raise
+:class:`~jupyter_ext.core.errors.BoxRunError` (usually ``RUNTIME_ERROR`` or
+``IMAGE_PULL_FAILED``) with a message a user can act on; anything else it raises is
+reported as ``RUNTIME_ERROR`` with the exception's text.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A host directory shown in the box."""
+
+    host_path: str
+    guest_path: str
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class BoxSpec:
+    """Everything a backend needs to build and boot one box.
+
+    ``image`` is the resolved reference (what the API reports); ``oci_layout`` is the
+    image store's OCI layout directory for it, or ``None`` when the backend is to
+    fetch ``image`` from a registry itself.
+    """
+
+    box_id: str
+    name: str | None
+    image: str
+    oci_layout: Path | None
+    cpu: int
+    memory_mb: int
+    disk_size_gb: int
+    network: bool
+    workdir: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    volumes: Sequence[Volume] = ()
+
+    @property
+    def hostname(self) -> str:
+        """The box's hostname: its name, else its id."""
+        return self.name or self.box_id
+
+
+class Process(abc.ABC):
+    """A command running in a box.
+
+    ``stdout`` and ``stderr`` yield raw chunks as the command writes them and end at
+    EOF. Read both concurrently; a reader that stops reading stalls the command once
+    the pipe fills, which is how back-pressure reaches the box.
+    """
+
+    stdout: AsyncIterator[bytes]
+    stderr: AsyncIterator[bytes]
+
+    @abc.abstractmethod
+    async def write_stdin(self, data: bytes) -> None:
+        """Send ``data`` to the command's stdin (only if started with ``stdin=True``)."""
+
+    @abc.abstractmethod
+    async def close_stdin(self) -> None:
+        """Close the command's stdin."""
+
+    @abc.abstractmethod
+    async def wait(self) -> int:
+        """Wait for the command to end; its exit code (128+N when killed by signal N)."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """Kill the command and everything it started in the foreground. Idempotent."""
+
+
+class Backend(abc.ABC):
+    """A sandbox technology (BoxLite micro-VMs, Linux namespaces, a test fake).
+
+    ``handle`` below is the backend's own id for a box, returned by :meth:`create`
+    and reported to clients as ``boxlite_id``.
+    """
+
+    #: Short name shown in ``/v1/info`` (``"namespace"``, ``"boxlite"``).
+    name: ClassVar[str]
+    #: ``"vm"`` or ``"namespace"``: how strongly boxes are isolated from the host.
+    isolation: ClassVar[str]
+
+    async def open(self) -> None:
+        """Prepare the backend for use (runtime start-up); called once."""
+
+    async def close(self) -> None:
+        """Release the backend; every box is stopped by the manager before this."""
+
+    @abc.abstractmethod
+    async def create(self, spec: BoxSpec) -> str:
+        """Create the box's disk and configuration without booting it; its handle."""
+
+    @abc.abstractmethod
+    async def start(self, handle: str, spec: BoxSpec) -> None:
+        """Boot the box, keeping the disk it had. Returns once commands can run."""
+
+    @abc.abstractmethod
+    async def stop(self, handle: str) -> None:
+        """Stop every process of the box, keeping its disk. Idempotent."""
+
+    @abc.abstractmethod
+    async def remove(self, handle: str) -> None:
+        """Stop the box if needed and delete its disk and configuration. Idempotent."""
+
+    @abc.abstractmethod
+    async def running(self) -> set[str]:
+        """Handles of the boxes whose sandbox is alive now (for reconciliation)."""
+
+    @abc.abstractmethod
+    async def exec(
+        self,
+        handle: str,
+        cmd: Sequence[str],
+        env: Mapping[str, str],
+        workdir: str,
+        stdin: bool = False,
+    ) -> Process:
+        """Start ``cmd`` in the running box with exactly ``env`` in ``workdir``.
+
+        Raises ``RUNTIME_ERROR`` when the box is not running or the command cannot
+        be started (a missing executable exits 127 instead, like a shell).
+        """
+
+    @abc.abstractmethod
+    async def upload(self, handle: str, dest: str, chunks: AsyncIterable[bytes]) -> None:
+        """Write ``chunks`` to the file ``dest`` in the box, creating its folder."""
+
+    @abc.abstractmethod
+    def download(self, handle: str, path: str) -> AsyncIterator[bytes]:
+        """Yield the content of the file ``path`` in the box.
+
+        Raises ``RUNTIME_ERROR`` before the first chunk if it is not a readable file.
+        """

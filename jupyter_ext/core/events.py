@@ -1,0 +1,78 @@
+"""An in-memory publish/subscribe bus for live events (exec output, lifecycle)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Subscription(Generic[T]):
+    """A subscriber's bounded queue of live items.
+
+    A subscriber that falls ``maxsize`` items behind is marked ``lagged`` and gets no
+    more items: it re-reads what it missed from the store and subscribes again, so a
+    slow client never makes the server hold unbounded output in memory.
+    """
+
+    def __init__(self, bus: EventBus, key: Any, maxsize: int) -> None:
+        self._bus = bus
+        self.key = key
+        self.queue: asyncio.Queue[T] = asyncio.Queue(maxsize)
+        self.lagged = False
+
+    def offer(self, item: T) -> None:
+        """Queue ``item``, or mark the subscription lagged when it is full."""
+        if self.lagged:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.lagged = True
+
+    async def get(self, timeout: float) -> T | None:
+        """The next item, or ``None`` after ``timeout`` seconds or once lagged and drained."""
+        if self.lagged and self.queue.empty():
+            return None
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    def close(self) -> None:
+        """Stop receiving items."""
+        self._bus.unsubscribe(self)
+
+    def __enter__(self) -> Subscription[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventBus:
+    """Fan-out of items published under a key to that key's subscribers."""
+
+    def __init__(self) -> None:
+        self._subs: dict[Any, set[Subscription[Any]]] = defaultdict(set)
+
+    def subscribe(self, key: Any, maxsize: int = 1024) -> Subscription[Any]:
+        """Receive every item published under ``key`` from now on."""
+        sub: Subscription[Any] = Subscription(self, key, maxsize)
+        self._subs[key].add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription[Any]) -> None:
+        """Forget a subscription."""
+        subs = self._subs.get(sub.key)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.key]
+
+    def publish(self, key: Any, item: Any) -> None:
+        """Hand ``item`` to every current subscriber of ``key``; never blocks."""
+        for sub in tuple(self._subs.get(key, ())):
+            sub.offer(item)

@@ -1,0 +1,342 @@
+"""The BoxManager: box lifecycle, resource accounting, execs, files and events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import defaultdict
+from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..backends.base import Backend, BoxSpec
+from ..store.db import Store
+from .errors import BoxRunError
+from .events import EventBus
+from .execs import ExecRun, finalize
+from .models import Box, BoxRequest, Event, Exec, ExecRequest, new_id, now, parse_time
+from .resources import Ledger
+
+if TYPE_CHECKING:
+    from ..images.store import ImageStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: Seconds between keep-alives of an idle event stream.
+KEEPALIVE = 15.0
+_ACTIVE = ("creating", "running")
+
+
+class BoxManager:
+    """Owns every box of one state dir; the API handlers' only entry point."""
+
+    def __init__(
+        self, store: Store, backend: Backend, images: ImageStore, ledger: Ledger
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.images = images
+        self.ledger = ledger
+        self.bus = EventBus()
+        self.boxes: dict[str, Box] = {}
+        self.runs: dict[str, ExecRun] = {}
+        self._lock = asyncio.Lock()
+        self._box_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # --- start-up and shut-down ---------------------------------------------------------
+
+    async def open(self) -> None:
+        """Load the boxes and reconcile them and their execs with the backend."""
+        await self.backend.open()
+        alive = await self.backend.running()
+        for box in await self.store.boxes():
+            self.boxes[box.id] = box
+            if box.status in _ACTIVE and box.boxlite_id not in alive:
+                box.status, box.stopped_at = "stopped", now()
+                await self.store.put_box(box)
+            if box.status in _ACTIVE:
+                self.ledger.reserve(box.cpu, box.memory_mb)
+        for ex in await self.store.running_execs():
+            ex.status, ex.finished_at = "failed", now()
+            ex.error_message = "the server restarted while the command ran"
+            seq = await self.store.next_seq(ex.id)
+            await finalize(self.store, self.bus, ex, seq, {"exit_code": None, "error": ex.error_message})
+
+    async def close(self) -> None:
+        """Finish every exec, stop every box, release the backend."""
+        runs = [r.task for r in self.runs.values() if r.task]
+        for task in runs:
+            task.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+        for box in list(self.boxes.values()):
+            if box.status in _ACTIVE:
+                await self._stop(box)
+        await self.backend.close()
+
+    # --- boxes ----------------------------------------------------------------------
+
+    def list_boxes(self, status: str | None = None) -> list[Box]:
+        """Boxes, newest first, optionally only those with ``status``."""
+        boxes = reversed(self.boxes.values())
+        if status in (None, "", "all"):
+            return list(boxes)
+        return [b for b in boxes if b.status == status]
+
+    def get_box(self, id_or_name: str) -> Box:
+        """A box by id, else by name; BOX_NOT_FOUND otherwise."""
+        box = self.boxes.get(id_or_name)
+        if box is None:
+            box = next((b for b in self.boxes.values() if b.name == id_or_name), None)
+        if box is None:
+            raise BoxRunError("BOX_NOT_FOUND", f"no box with id or name '{id_or_name}'")
+        return box
+
+    def _spec(self, box: Box) -> BoxSpec:
+        _, layout = self.images.resolve(box.image)
+        return BoxSpec(
+            box_id=box.id, name=box.name, image=box.image, oci_layout=layout,
+            cpu=box.cpu, memory_mb=box.memory_mb, disk_size_gb=box.disk_size_gb,
+            network=box.network, workdir=box.workdir, env=box.env or {},
+            volumes=box.volume_specs(),
+        )
+
+    async def create_box(self, req: BoxRequest) -> Box:
+        """Create and boot a box; on any failure nothing of it is left."""
+        for vol in req.volumes or []:
+            if not os.path.exists(vol["host_path"]):
+                raise BoxRunError("RUNTIME_ERROR", f"volume host_path does not exist: {vol['host_path']}")
+        ref, _ = self.images.resolve(req.image)
+        async with self._lock:
+            if req.name is not None and any(b.name == req.name for b in self.boxes.values()):
+                raise BoxRunError("NAME_ALREADY_EXISTS", f"a box named '{req.name}' already exists")
+            self.ledger.reserve(req.cpu, req.memory_mb)
+            box = Box(
+                id=new_id("box"), name=req.name, status="creating", image=ref, cpu=req.cpu,
+                memory_mb=req.memory_mb, disk_size_gb=req.disk_size_gb, network=req.network,
+                workdir=req.workdir, env=req.env, volumes=req.volumes,
+            )
+            self.boxes[box.id] = box
+        try:
+            await self.store.put_box(box)
+            spec = self._spec(box)
+            box.boxlite_id = await self.backend.create(spec)
+            await self.backend.start(box.boxlite_id, spec)
+        except BaseException:
+            await asyncio.shield(self._discard(box))
+            raise
+        box.status, box.started_at = "running", now()
+        await self.store.put_box(box)
+        return box
+
+    async def _discard(self, box: Box) -> None:
+        self.boxes.pop(box.id, None)
+        self.ledger.release(box.cpu, box.memory_mb)
+        if box.boxlite_id:
+            try:
+                await self.backend.remove(box.boxlite_id)
+            except Exception:  # noqa: BLE001 - the original error is what matters
+                log.exception("cleaning up box %s failed", box.id)
+        await self.store.delete_box(box.id)
+
+    async def start_box(self, id_or_name: str) -> Box:
+        """Boot a stopped box with its disk as it was."""
+        box = self.get_box(id_or_name)
+        async with self._box_locks[box.id]:
+            if box.status in _ACTIVE:
+                raise BoxRunError("BOX_ALREADY_RUNNING", f"box {box.id} is already running")
+            async with self._lock:
+                self.ledger.reserve(box.cpu, box.memory_mb)
+            try:
+                await self.backend.start(box.boxlite_id or "", self._spec(box))
+            except BoxRunError as err:
+                self.ledger.release(box.cpu, box.memory_mb)
+                box.error_code, box.error_message = err.code, err.message
+                await self.store.put_box(box)
+                raise
+            box.status, box.started_at, box.stopped_at = "running", now(), None
+            box.error_code = box.error_message = None
+            await self.store.put_box(box)
+            return box
+
+    async def stop_box(self, id_or_name: str) -> Box:
+        """Stop a running box, keeping its disk."""
+        box = self.get_box(id_or_name)
+        async with self._box_locks[box.id]:
+            if box.status not in _ACTIVE:
+                raise BoxRunError("BOX_NOT_RUNNING", f"box {box.id} is not running")
+            await self._stop(box)
+            return box
+
+    async def _stop(self, box: Box) -> None:
+        runs = [r for r in self.runs.values() if r.exec.box_id == box.id]
+        for run in runs:
+            run.stop("failed", "the box was stopped while the command ran")
+        await self.backend.stop(box.boxlite_id or "")
+        await asyncio.gather(*(r.task for r in runs if r.task), return_exceptions=True)
+        self.ledger.release(box.cpu, box.memory_mb)
+        box.status, box.stopped_at = "stopped", now()
+        await self.store.put_box(box)
+
+    async def remove_box(self, id_or_name: str, force: bool = False) -> None:
+        """Delete a box, its disk, execs and events; a running one only with ``force``."""
+        box = self.get_box(id_or_name)
+        async with self._box_locks[box.id]:
+            if box.status in _ACTIVE:
+                if not force:
+                    raise BoxRunError(
+                        "BOX_ALREADY_RUNNING", f"box {box.id} is running; stop it or use force=true"
+                    )
+                await self._stop(box)
+            if box.boxlite_id:
+                await self.backend.remove(box.boxlite_id)
+            self.boxes.pop(box.id, None)
+            await self.store.delete_box(box.id)
+        self._box_locks.pop(box.id, None)
+
+    async def gc(self, older_than: float) -> int:
+        """Remove boxes stopped more than ``older_than`` seconds ago; how many."""
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than)
+        old = [
+            b for b in list(self.boxes.values())
+            if b.status == "stopped" and parse_time(b.stopped_at or b.created_at) < cutoff
+        ]
+        for box in old:
+            await self.remove_box(box.id)
+        return len(old)
+
+    # --- execs ----------------------------------------------------------------------
+
+    def _running(self, id_or_name: str) -> Box:
+        box = self.get_box(id_or_name)
+        if box.status != "running":
+            raise BoxRunError("BOX_NOT_RUNNING", f"box {box.id} is not running")
+        return box
+
+    async def start_exec(self, id_or_name: str, req: ExecRequest) -> Exec:
+        """Start a command in a running box; returns at once with the exec running."""
+        box = self._running(id_or_name)
+        env = {"PATH": DEFAULT_PATH, "HOME": "/root", "HOSTNAME": box.name or box.id}
+        env.update(box.env or {})
+        env.update(req.env or {})
+        workdir = req.workdir or box.workdir
+        process = await self.backend.exec(box.boxlite_id or "", req.cmd, env, workdir)
+        ex = Exec(
+            id=new_id("exec"), box_id=box.id, status="running", cmd=req.cmd,
+            env=req.env, workdir=req.workdir, timeout_ms=req.timeout_ms,
+        )
+        await self.store.put_exec(ex)
+        run = ExecRun(self.store, self.bus, ex, process)
+        self.runs[ex.id] = run
+        run.start()
+        assert run.task is not None
+        run.task.add_done_callback(lambda _: self.runs.pop(ex.id, None))
+        return ex
+
+    async def list_execs(self, id_or_name: str) -> list[Exec]:
+        """The execs of a box, newest first."""
+        return await self.store.execs(self.get_box(id_or_name).id)
+
+    async def get_exec(self, id_or_name: str, exec_id: str) -> Exec:
+        """One exec of a box; EXEC_NOT_FOUND otherwise."""
+        run = self.runs.get(exec_id)
+        box = self.get_box(id_or_name)
+        if run is not None and run.exec.box_id == box.id:
+            return run.exec
+        ex = await self.store.get_exec(box.id, exec_id)
+        if ex is None:
+            raise BoxRunError("EXEC_NOT_FOUND", f"no exec '{exec_id}' in box {box.id}")
+        return ex
+
+    async def cancel_exec(self, id_or_name: str, exec_id: str) -> Exec:
+        """Kill a running exec; it ends ``canceled``."""
+        ex = await self.get_exec(id_or_name, exec_id)
+        run = self.runs.get(ex.id)
+        if run is None or ex.status != "running":
+            raise BoxRunError("EXEC_ALREADY_FINISHED", f"exec {ex.id} already finished ({ex.status})")
+        run.stop("canceled", "canceled by request")
+        assert run.task is not None
+        await asyncio.shield(run.task)
+        return run.exec
+
+    async def events(
+        self, id_or_name: str, exec_id: str, after: int = -1
+    ) -> AsyncIterator[Event | None]:
+        """Every event of an exec with ``seq > after``, stored then live, each once and in
+        order, ending with ``exit``; ``None`` stands for a keep-alive."""
+        await self.get_exec(id_or_name, exec_id)
+        while True:
+            with self.bus.subscribe(exec_id) as sub:
+                run = self.runs.get(exec_id)
+                pending = list(run.pending) if run else []
+                while batch := await self.store.events(exec_id, after):
+                    for event in batch:
+                        yield event
+                        after = event.seq
+                        if event.event == "exit":
+                            return
+                for event in pending:
+                    if event.seq > after:
+                        yield event
+                        after = event.seq
+                while (event := await sub.get(KEEPALIVE)) is not None or not sub.lagged:
+                    if event is None:
+                        yield None
+                    elif event.seq > after:
+                        yield event
+                        after = event.seq
+                        if event.event == "exit":
+                            return
+
+    # --- files ----------------------------------------------------------------------
+
+    async def upload(self, id_or_name: str, dest: str, chunks: AsyncIterable[bytes]) -> None:
+        """Write a file into a running box."""
+        box = self._running(id_or_name)
+        await self.backend.upload(box.boxlite_id or "", dest, chunks)
+
+    def download(self, id_or_name: str, path: str) -> AsyncIterator[bytes]:
+        """Read a file from a running box."""
+        box = self._running(id_or_name)
+        return self.backend.download(box.boxlite_id or "", path)
+
+    # --- convenience ----------------------------------------------------------------
+
+    async def run(self, req: BoxRequest, cmd: ExecRequest) -> dict[str, Any]:
+        """Create a box, run one command to its end, collect its output, remove the box."""
+        box = await self.create_box(req)
+        try:
+            ex = await self.start_exec(box.id, cmd)
+            run = self.runs.get(ex.id)
+            if run is not None and run.task is not None:
+                await asyncio.shield(run.task)
+            out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+            async for event in self.events(box.id, ex.id):
+                if event is not None and event.stream in out:
+                    out[event.stream].append(event.data)
+            ex = await self.get_exec(box.id, ex.id)
+            return {
+                "exit_code": ex.exit_code,
+                "stdout": "".join(out["stdout"]),
+                "stderr": "".join(out["stderr"]),
+                "error_message": ex.error_message,
+            }
+        finally:
+            await asyncio.shield(self.remove_box(box.id, force=True))
+
+    def info(self) -> dict[str, Any]:
+        """The server's limits, usage and backend."""
+        counts = {s: sum(b.status == s for b in self.boxes.values()) for s in ("creating", "running", "stopped")}
+        return {
+            "max_cpu": self.ledger.max_cpu,
+            "max_memory_mb": self.ledger.max_memory_mb,
+            "used_cpu": self.ledger.cpu,
+            "used_memory_mb": self.ledger.memory_mb,
+            "backend": self.backend.name,
+            "isolation": self.backend.isolation,
+            "boxes": counts,
+            "version": __version__,
+        }
+

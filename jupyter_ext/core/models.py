@@ -1,0 +1,215 @@
+"""Box and exec records, request validation, ids and timestamps."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..backends.base import Volume
+from .errors import validation
+
+_ID_ALPHABET = string.ascii_letters + string.digits + "-_"
+
+BOX_STATUSES = ("creating", "running", "stopped")
+EXEC_STATUSES = ("running", "succeeded", "failed", "canceled")
+
+
+def new_id(prefix: str) -> str:
+    """``prefix_`` followed by 12 URL-safe random characters."""
+    return prefix + "_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+
+
+def now() -> str:
+    """The current time, RFC 3339 in UTC."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str) -> datetime:
+    """The inverse of :func:`now`."""
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class Box:
+    """A box as stored and as the API shows it."""
+
+    id: str
+    name: str | None
+    status: str
+    image: str
+    cpu: int
+    memory_mb: int
+    disk_size_gb: int
+    network: bool
+    workdir: str
+    env: dict[str, str] | None
+    volumes: list[dict[str, Any]] | None
+    boxlite_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    created_at: str = field(default_factory=now)
+    started_at: str | None = None
+    stopped_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's box object."""
+        return asdict(self)
+
+    def volume_specs(self) -> list[Volume]:
+        """The volumes as backend values."""
+        return [Volume(**v) for v in self.volumes or []]
+
+
+@dataclass
+class Exec:
+    """An exec as stored and as the API shows it."""
+
+    id: str
+    box_id: str
+    status: str
+    cmd: list[str]
+    env: dict[str, str] | None
+    workdir: str | None
+    timeout_ms: int | None
+    exit_code: int | None = None
+    error_message: str | None = None
+    created_at: str = field(default_factory=now)
+    finished_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's exec object."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One SSE event of an exec: a chunk of output, or the final ``exit``."""
+
+    seq: int
+    event: str
+    stream: str | None
+    data: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The SSE ``data`` payload."""
+        return {"stream": self.stream, "data": self.data, "seq": self.seq}
+
+
+# --- request validation -------------------------------------------------------------
+
+
+def _typed(body: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    value = body.get(key, default)
+    if value is None:
+        return default
+    # bool is an int subclass; a JSON true is never a valid count.
+    if isinstance(value, bool) and kind is int:
+        raise validation(f"'{key}' must be an integer")
+    if not isinstance(value, kind):
+        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise validation(f"'{key}' must be of type {name}")
+    return value
+
+
+def positive_int(body: dict[str, Any], key: str, default: int | None) -> int | None:
+    """``body[key]`` as an integer > 0, or ``default`` when absent."""
+    value = _typed(body, key, int, default)
+    if value is not None and value <= 0:
+        raise validation(f"'{key}' must be greater than 0")
+    return value
+
+
+def absolute_path(body: dict[str, Any], key: str, default: str | None) -> str | None:
+    """``body[key]`` as an absolute path, or ``default`` when absent."""
+    value = _typed(body, key, str, default)
+    if value is not None and not value.startswith("/"):
+        raise validation(f"'{key}' must be an absolute path")
+    return value
+
+
+def string_map(body: dict[str, Any], key: str) -> dict[str, str] | None:
+    """``body[key]`` as an object of strings, or ``None``."""
+    value = _typed(body, key, dict, None)
+    if value is not None and not all(isinstance(v, str) for v in value.values()):
+        raise validation(f"'{key}' values must be strings")
+    return value
+
+
+def volumes(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """``body["volumes"]`` checked as ``{"host_path", "guest_path", "readonly"}`` items."""
+    items = _typed(body, "volumes", list, None)
+    if items is None:
+        return None
+    result = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise validation("each volume must be an object")
+        host = absolute_path(item, "host_path", None)
+        guest = absolute_path(item, "guest_path", None)
+        if host is None or guest is None:
+            raise validation("each volume needs 'host_path' and 'guest_path'")
+        readonly = _typed(item, "readonly", bool, False)
+        result.append({"host_path": host, "guest_path": guest, "readonly": readonly})
+    return result
+
+
+@dataclass(frozen=True)
+class BoxRequest:
+    """A validated ``POST /v1/boxes`` (and the box part of ``POST /v1/run``)."""
+
+    image: str
+    name: str | None
+    cpu: int
+    memory_mb: int
+    disk_size_gb: int
+    network: bool
+    workdir: str
+    env: dict[str, str] | None
+    volumes: list[dict[str, Any]] | None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> BoxRequest:
+        """Validate a request body; VALIDATION_ERROR names the first bad field."""
+        image = _typed(body, "image", str, None)
+        if not image:
+            raise validation("'image' is required")
+        name = _typed(body, "name", str, None)
+        if name is not None and not name.strip():
+            raise validation("'name' must not be empty")
+        return cls(
+            image=image,
+            name=name,
+            cpu=positive_int(body, "cpu", 2),  # type: ignore[arg-type]
+            memory_mb=positive_int(body, "memory_mb", 1024),  # type: ignore[arg-type]
+            disk_size_gb=positive_int(body, "disk_size_gb", 8),  # type: ignore[arg-type]
+            network=_typed(body, "network", bool, False),
+            workdir=absolute_path(body, "workdir", "/root"),  # type: ignore[arg-type]
+            env=string_map(body, "env"),
+            volumes=volumes(body),
+        )
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    """A validated ``POST /v1/boxes/{id}/exec``."""
+
+    cmd: list[str]
+    env: dict[str, str] | None
+    workdir: str | None
+    timeout_ms: int | None
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> ExecRequest:
+        """Validate a request body; VALIDATION_ERROR names the first bad field."""
+        cmd = _typed(body, "cmd", list, None)
+        if not cmd or not all(isinstance(c, str) for c in cmd):
+            raise validation("'cmd' must be a non-empty list of strings")
+        return cls(
+            cmd=cmd,
+            env=string_map(body, "env"),
+            workdir=absolute_path(body, "workdir", None),
+            timeout_ms=positive_int(body, "timeout_ms", None),
+        )

@@ -1,0 +1,173 @@
+"""The BoxRun server core shared by the Jupyter extension and ``boxrun serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_unix_socket
+from tornado.web import Application
+from traitlets import Instance, Int, Type, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from .backends.base import Backend
+from .core.errors import BoxRunError
+from .core.manager import BoxManager
+from .core.resources import Ledger
+from .images.store import ImageStore
+from .store.db import Store
+
+
+def _env_ceiling(log: Any, name: str, fallback: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return fallback
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        log.warning("ignoring %s=%r: not a positive integer; using %d", name, raw, fallback)
+        return fallback
+    return value
+
+
+class StateDirLock:
+    """An exclusive lock on a state dir, naming the owner's pid for whoever else tries."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "server.pid"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock, or raise STATE_DIR_BUSY naming the owner."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode().strip() or "unknown"
+            os.close(fd)
+            raise BoxRunError(
+                "STATE_DIR_BUSY",
+                f"the BoxRun state dir {self.path.parent} is owned by the BoxRun server "
+                f"with pid {owner}; stop it, or use another state dir",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock back."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class BoxRunServer(LoggingConfigurable):
+    """Store, image store, backend and manager of one state dir, and its Unix socket."""
+
+    state_dir = Unicode(help="Folder of BoxRun's state (database, socket, images, boxes). "
+                        "Default: $BOXRUN_STATE_DIR or ~/.boxrun.").tag(config=True)
+    db_path = Unicode(help="SQLite database. Default: $BOXRUN_DB or <state_dir>/boxrun.db."
+                      ).tag(config=True)
+    socket_path = Unicode(help="Unix socket served for the SDK and the kernel (mode 0600). "
+                          "Default: $BOXRUN_SOCKET or <state_dir>/boxrun.sock; empty to "
+                          "serve none.").tag(config=True)
+    images_dir = Unicode(help="Local image store. Default: $BOXRUN_IMAGES_DIR or "
+                         "<state_dir>/images.").tag(config=True)
+    max_cpu = Int(help="Ceiling on the cpus reserved by running boxes. Default: "
+                  "$BOXRUN_MAX_CPU or the host's cpu count.").tag(config=True)
+    max_memory_mb = Int(help="Ceiling on the memory (MB) reserved by running boxes. "
+                        "Default: $BOXRUN_MAX_MEMORY_MB or the host's memory.").tag(config=True)
+    backend_class = Type(
+        default_value="jupyter_ext.backends.namespace.NamespaceBackend",
+        klass="jupyter_ext.backends.base.Backend",
+        help="The sandbox backend: a subclass of jupyter_ext.backends.base.Backend.",
+    ).tag(config=True)
+    manager = Instance(BoxManager, allow_none=True)
+
+    @default("state_dir")
+    def _state_dir(self) -> str:
+        return os.environ.get("BOXRUN_STATE_DIR") or str(Path("~/.boxrun").expanduser())
+
+    @default("db_path")
+    def _db_path(self) -> str:
+        return os.environ.get("BOXRUN_DB") or str(Path(self.state_dir) / "boxrun.db")
+
+    @default("socket_path")
+    def _socket_path(self) -> str:
+        return os.environ.get("BOXRUN_SOCKET") or str(Path(self.state_dir) / "boxrun.sock")
+
+    @default("images_dir")
+    def _images_dir(self) -> str:
+        return os.environ.get("BOXRUN_IMAGES_DIR") or str(Path(self.state_dir) / "images")
+
+    @default("max_cpu")
+    def _max_cpu(self) -> int:
+        return _env_ceiling(self.log, "BOXRUN_MAX_CPU", os.cpu_count() or 1)
+
+    @default("max_memory_mb")
+    def _max_memory_mb(self) -> int:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20)
+        return _env_ceiling(self.log, "BOXRUN_MAX_MEMORY_MB", total)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ready = asyncio.Event()
+        self._error: BaseException | None = None
+        self._lock = StateDirLock(Path(self.state_dir))
+        self._http: HTTPServer | None = None
+        self._store: Store | None = None
+
+    async def wait_ready(self) -> BoxManager:
+        """The manager once :meth:`start` has opened it; its error if start failed."""
+        await self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        assert self.manager is not None
+        return self.manager
+
+    async def start(self, socket_app: Application | None = None) -> BoxManager:
+        """Lock the state dir, open everything, reconcile, serve the socket."""
+        try:
+            state = Path(self.state_dir)
+            state.mkdir(parents=True, exist_ok=True, mode=0o700)
+            state.chmod(0o700)
+            self._lock.acquire()
+            self._store = Store(Path(self.db_path))
+            await self._store.open()
+            images = ImageStore(Path(self.images_dir))
+            backend: Backend = self.backend_class(state_dir=state, images=images)
+            ledger = Ledger(self.max_cpu, self.max_memory_mb)
+            self.manager = BoxManager(self._store, backend, images, ledger)
+            await self.manager.open()
+            if socket_app is not None and self.socket_path:
+                sock = bind_unix_socket(self.socket_path, mode=0o600)
+                self._http = HTTPServer(socket_app, max_body_size=1 << 30)
+                self._http.add_socket(sock)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            await self.stop()
+            raise
+        self._ready.set()
+        return self.manager
+
+    async def stop(self) -> None:
+        """Stop serving, stop every box, close the store, release the state dir."""
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+            if self.socket_path and os.path.exists(self.socket_path):
+                os.unlink(self.socket_path)
+        if self.manager is not None:
+            await self.manager.close()
+            self.manager = None
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        self._lock.release()

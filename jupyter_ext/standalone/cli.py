@@ -1,0 +1,128 @@
+"""The ``boxrun`` command: ``serve`` and ``image build|ls|rm``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+from traitlets.config import Config
+
+from ..core.errors import BoxRunError
+from ..images.store import ImageStore
+from ..server import BoxRunServer
+from .app import make_app
+
+log = logging.getLogger("boxrun")
+
+
+def _server_config(args: argparse.Namespace) -> Config:
+    config = Config()
+    for flag, trait in (("state_dir", "state_dir"), ("socket", "socket_path")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            config.BoxRunServer[trait] = value
+    return config
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    server = BoxRunServer(config=_server_config(args))
+    token = None if args.no_auth else (args.token or secrets.token_urlsafe(24))
+    await server.start(make_app(server, token))
+    print(f"BoxRun serving {server.state_dir} on {server.socket_path}", flush=True)
+    if args.port is not None:
+        make_app(server, token).listen(args.port, args.host, max_body_size=1 << 30)
+        url = f"http://{args.host}:{args.port}"
+        if token is None:
+            log.warning("TCP on %s has NO authentication (--no-auth): anyone who can reach "
+                        "it can run code in boxes", url)
+        else:
+            print(f"BoxRun API on {url}; token: {token}", flush=True)
+            print(f"  SDK: BoxRunClient('http://:{token}@{args.host}:{args.port}')", flush=True)
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    await done.wait()
+    await server.stop()
+
+
+def _images(args: argparse.Namespace) -> ImageStore:
+    server = BoxRunServer(config=_server_config(args))
+    return ImageStore(Path(server.images_dir))
+
+
+async def _image_build(args: argparse.Namespace) -> None:
+    store = _images(args)
+    with tqdm(total=100, unit="%", desc=f"building {args.name}",
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
+        def progress(message: str, fraction: float | None) -> None:
+            if fraction is not None:
+                bar.n = round(fraction * 100)
+            bar.set_postfix_str(message[:60])
+        image = await store.build(args.name, progress)
+        bar.n = 100
+        bar.refresh()
+    print(f"built {image.ref} ({image.size_bytes / 1e6:.0f} MB) in {store.root}")
+
+
+def _image_ls(args: argparse.Namespace) -> None:
+    store = _images(args)
+    images = {i.name: i for i in store.list()}
+    print(f"{'NAME':<10} {'REF':<16} {'SIZE':>8}  CREATED")
+    for name in sorted(set(images) | set(store.recipes())):
+        image = images.get(name)
+        if image is None:
+            print(f"{name:<10} {'-':<16} {'-':>8}  not built (boxrun image build {name})")
+        else:
+            print(f"{name:<10} {image.ref:<16} {image.size_bytes / 1e6:>6.0f}MB  {image.created_at}")
+
+
+def _image_rm(args: argparse.Namespace) -> None:
+    _images(args).remove(args.name)
+    print(f"removed {args.name}")
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", help="state folder (default $BOXRUN_STATE_DIR or ~/.boxrun)")
+    top = argparse.ArgumentParser(prog="boxrun", description="BoxRun sandbox server")
+    sub = top.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", parents=[common], help="run the BoxRun API server")
+    serve.add_argument("--socket", help="Unix socket path (default <state-dir>/boxrun.sock)")
+    serve.add_argument("--host", default="127.0.0.1", help="TCP address (with --port)")
+    serve.add_argument("--port", type=int, help="also serve TCP on this port")
+    auth = serve.add_mutually_exclusive_group()
+    auth.add_argument("--token", help="token TCP callers must send (default: generated)")
+    auth.add_argument("--no-auth", action="store_true", help="TCP without authentication")
+    serve.set_defaults(run=_serve)
+    image = sub.add_parser("image", help="manage the local image store")
+    isub = image.add_subparsers(dest="image_command", required=True)
+    build = isub.add_parser("build", parents=[common], help="build an image from Debian packages")
+    build.add_argument("name")
+    build.set_defaults(run=_image_build)
+    isub.add_parser("ls", parents=[common], help="list images").set_defaults(run=_image_ls)
+    rm = isub.add_parser("rm", parents=[common], help="remove an image")
+    rm.add_argument("name")
+    rm.set_defaults(run=_image_rm)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``boxrun``."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[boxrun %(levelname)s] %(message)s")
+    try:
+        result = args.run(args)
+        if asyncio.iscoroutine(result):
+            asyncio.run(result)
+    except BoxRunError as err:
+        print(f"boxrun: {err.message}", file=sys.stderr)
+        return 1
+    return 0
