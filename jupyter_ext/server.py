@@ -11,7 +11,7 @@ from typing import Any
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_unix_socket
 from tornado.web import Application
-from traitlets import Instance, Int, Type, Unicode, default
+from traitlets import Float, Instance, Int, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .backends.base import Backend
@@ -83,6 +83,8 @@ class BoxRunServer(LoggingConfigurable):
                   "$BOXRUN_MAX_CPU or the host's cpu count.").tag(config=True)
     max_memory_mb = Int(help="Ceiling on the memory (MB) reserved by running boxes. "
                         "Default: $BOXRUN_MAX_MEMORY_MB or the host's memory.").tag(config=True)
+    sse_keepalive = Float(15.0, help="Seconds between keep-alive comments on an idle SSE "
+                          "stream. Default: $BOXRUN_SSE_KEEPALIVE or 15.").tag(config=True)
     backend_class = Type(
         default_value="jupyter_ext.backends.namespace.NamespaceBackend",
         klass="jupyter_ext.backends.base.Backend",
@@ -105,6 +107,10 @@ class BoxRunServer(LoggingConfigurable):
     @default("images_dir")
     def _images_dir(self) -> str:
         return os.environ.get("BOXRUN_IMAGES_DIR") or str(Path(self.state_dir) / "images")
+
+    @default("sse_keepalive")
+    def _sse_keepalive(self) -> float:
+        return float(os.environ.get("BOXRUN_SSE_KEEPALIVE", "15"))
 
     @default("max_cpu")
     def _max_cpu(self) -> int:
@@ -143,7 +149,7 @@ class BoxRunServer(LoggingConfigurable):
             images = ImageStore(Path(self.images_dir))
             backend: Backend = self.backend_class(state_dir=state, images=images)
             ledger = Ledger(self.max_cpu, self.max_memory_mb)
-            self.manager = BoxManager(self._store, backend, images, ledger)
+            self.manager = BoxManager(self._store, backend, images, ledger, self.sse_keepalive)
             await self.manager.open()
             if socket_app is not None and self.socket_path:
                 sock = bind_unix_socket(self.socket_path, mode=0o600)

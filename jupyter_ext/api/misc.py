@@ -7,7 +7,7 @@ from importlib.resources import files
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..core.models import BoxRequest, ExecRequest, positive_int
+from ..core.models import BoxRequest, ExecRequest, seconds
 from .base import BoxRunHandler
 
 
@@ -27,7 +27,7 @@ class RunHandler(BoxRunHandler):
     @authorized
     async def post(self) -> None:
         body = self.json_body()
-        box = BoxRequest.parse({**body, "name": None, "workdir": body.get("workdir")})
+        box = BoxRequest.parse({**body, "name": None})
         cmd = ExecRequest.parse({k: body.get(k) for k in ("cmd", "env", "timeout_ms")})
         self.reply(await self.manager.run(box, cmd))
 
@@ -38,8 +38,8 @@ class GcHandler(BoxRunHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        older_than = positive_int(self.json_body(), "older_than", 3600)
-        self.reply({"removed": await self.manager.gc(older_than or 0)})
+        older_than = seconds(self.json_body(), "older_than", 3600)
+        self.reply({"removed": await self.manager.gc(older_than)})
 
 
 class ImagesHandler(BoxRunHandler):

@@ -29,9 +29,10 @@ class NotFoundHandler(BoxRunHandler):
 
     @web.authenticated
     @authorized
-    async def prepare(self) -> None:
-        await super().prepare()
+    async def get(self) -> None:
         raise BoxRunError("NOT_FOUND", f"no such endpoint: {self.request.method} {self.request.path}")
+
+    post = put = patch = delete = get
 
 
 ROUTES: list[tuple[str, type[BoxRunHandler]]] = [

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#: Seconds between keep-alives of an idle event stream.
-KEEPALIVE = 15.0
 _ACTIVE = ("creating", "running")
 
 
@@ -34,12 +32,14 @@ class BoxManager:
     """Owns every box of one state dir; the API handlers' only entry point."""
 
     def __init__(
-        self, store: Store, backend: Backend, images: ImageStore, ledger: Ledger
+        self, store: Store, backend: Backend, images: ImageStore, ledger: Ledger,
+        keepalive: float = 15.0,
     ) -> None:
         self.store = store
         self.backend = backend
         self.images = images
         self.ledger = ledger
+        self.keepalive = keepalive
         self.bus = EventBus()
         self.boxes: dict[str, Box] = {}
         self.runs: dict[str, ExecRun] = {}
@@ -281,7 +281,7 @@ class BoxManager:
                     if event.seq > after:
                         yield event
                         after = event.seq
-                while (event := await sub.get(KEEPALIVE)) is not None or not sub.lagged:
+                while (event := await sub.get(self.keepalive)) is not None or not sub.lagged:
                     if event is None:
                         yield None
                     elif event.seq > after:

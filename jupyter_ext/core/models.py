@@ -122,6 +122,14 @@ def positive_int(body: dict[str, Any], key: str, default: int | None) -> int | N
     return value
 
 
+def seconds(body: dict[str, Any], key: str, default: float) -> float:
+    """``body[key]`` as a number of seconds ≥ 0, or ``default`` when absent."""
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise validation(f"'{key}' must be a number of seconds, 0 or more")
+    return value
+
+
 def absolute_path(body: dict[str, Any], key: str, default: str | None) -> str | None:
     """``body[key]`` as an absolute path, or ``default`` when absent."""
     value = _typed(body, key, str, default)

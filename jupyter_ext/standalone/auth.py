@@ -57,6 +57,14 @@ class StandaloneHandler(web.RequestHandler):
 
     authorizer = AllowAll()
 
+    def prepare(self) -> None:
+        """Refuse unidentified callers before anything else happens."""
+        if self.current_user is None:
+            if peer_uid(self) is not None:
+                raise web.HTTPError(403, "this socket serves only its owner's processes")
+            raise web.HTTPError(401, "missing or wrong token: send 'Authorization: token T', "
+                                "'Bearer T' or basic auth with the token as password")
+
     def get_current_user(self) -> str | None:
         uid = peer_uid(self)
         if uid is not None:

@@ -59,6 +59,9 @@ def _images(args: argparse.Namespace) -> ImageStore:
 
 async def _image_build(args: argparse.Namespace) -> None:
     store = _images(args)
+    if args.if_missing and store.get(args.name) is not None:
+        print(f"{args.name} is already built in {store.root}")
+        return
     with tqdm(total=100, unit="%", desc=f"building {args.name}",
               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
         def progress(message: str, fraction: float | None) -> None:
@@ -83,8 +86,8 @@ def _image_ls(args: argparse.Namespace) -> None:
             print(f"{name:<10} {image.ref:<16} {image.size_bytes / 1e6:>6.0f}MB  {image.created_at}")
 
 
-def _image_rm(args: argparse.Namespace) -> None:
-    _images(args).remove(args.name)
+async def _image_rm(args: argparse.Namespace) -> None:
+    await _images(args).remove(args.name)
     print(f"removed {args.name}")
 
 
@@ -106,6 +109,7 @@ def parser() -> argparse.ArgumentParser:
     isub = image.add_subparsers(dest="image_command", required=True)
     build = isub.add_parser("build", parents=[common], help="build an image from Debian packages")
     build.add_argument("name")
+    build.add_argument("--if-missing", action="store_true", help="do nothing if already built")
     build.set_defaults(run=_image_build)
     isub.add_parser("ls", parents=[common], help="list images").set_defaults(run=_image_ls)
     rm = isub.add_parser("rm", parents=[common], help="remove an image")

@@ -1,0 +1,173 @@
+"""The namespace backend on real sandboxes: isolation, lifecycle, exec and files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from jupyter_ext.backends.base import Volume
+from jupyter_ext.core.errors import BoxRunError
+from jupyter_ext.images.oci import read_layout
+
+
+async def test_host_files_are_invisible(boot, spec, run, state_dir):
+    marker = state_dir / "host-marker"
+    marker.write_text("secret")
+    handle = await boot(spec())
+    code, _, _ = await run(handle, "test", "-e", str(marker))
+    assert code != 0
+    _, box_hostname, _ = await run(handle, "cat", "/etc/hostname")
+    assert box_hostname.strip() != socket.gethostname().encode()
+    marker.unlink()
+
+
+PROBE = """
+import socket, sys
+for host in sys.argv[2:]:
+    try:
+        socket.create_connection((host, int(sys.argv[1])), timeout=3).close()
+        print("reached", host)
+    except OSError:
+        pass
+"""
+
+
+@pytest.mark.parametrize("network", [False, True])
+async def test_network_only_when_asked(boot, spec, run, network):
+    server = socket.create_server(("127.0.0.1", 0))
+    port = str(server.getsockname()[1])
+    handle = await boot(spec("python", network=network))
+    code, out, err = await run(handle, "python3", "-c", PROBE, port, "127.0.0.1")
+    server.close()
+    assert code == 0, err
+    assert (out == b"reached 127.0.0.1\n") is network
+    resolve = "import socket; socket.getaddrinfo('deb.debian.org', 80)"
+    if not network:
+        assert (await run(handle, "python3", "-c", resolve))[0] != 0
+        assert (await run(handle, "python3", "-c", PROBE, "80", "151.101.2.132"))[1] == b""
+
+
+async def test_host_processes_are_invisible(boot, spec, run):
+    handle = await boot(spec())
+    code, _, _ = await run(handle, "test", "-e", f"/proc/{os.getpid()}")
+    assert code != 0
+    _, out, _ = await run(handle, "sh", "-c", "cat /proc/[0-9]*/comm")
+    assert set(out.split()) <= {b"bwrap", b"sleep", b"sh", b"cat"}  # only the box's own
+
+
+async def test_root_in_box_is_not_host_root(boot, spec, run, state_dir):
+    handle = await boot(spec())
+    code, out, _ = await run(handle, "sh", "-c", "id -u; touch /root/made-in-box")
+    assert (code, out) == (0, b"0\n")
+    made = state_dir / "boxes" / handle / "upper" / "root" / "made-in-box"
+    assert made.stat().st_uid >= 100000
+
+
+async def test_writes_stay_in_their_box(boot, spec, run, built_images, backend):
+    first, second = await boot(spec()), await boot(spec(box_id="box_other"))
+    assert (await run(first, "sh", "-c", "echo 1 > /etc/only-first"))[0] == 0
+    assert (await run(second, "test", "-e", "/etc/only-first"))[0] != 0
+    rootfs = await backend.rootfs.get(read_layout(spec().oci_layout), backend.userns)
+    assert not (rootfs / "etc" / "only-first").exists()
+
+
+async def test_background_process_lives_until_stop(boot, spec, run, backend):
+    box = spec(name="lifecycle")
+    handle = await boot(box)
+    await run(handle, "sh", "-c", "sleep 1000 >/dev/null 2>&1 & echo kept > /root/state")
+    sleepers = ("sh", "-c", "grep -c '^sleep$' /proc/[0-9]*/comm | grep -c ':1$'")
+    assert (await run(handle, *sleepers))[1] == b"2\n"  # init's and ours
+    await backend.stop(handle)
+    assert handle not in await backend.running()
+    with pytest.raises(BoxRunError):
+        await backend.exec(handle, ["true"], {}, "/")
+    await backend.start(handle, box)
+    assert handle in await backend.running()
+    assert (await run(handle, "cat", "/root/state"))[1] == b"kept\n"
+    assert (await run(handle, *sleepers))[1] == b"1\n"
+
+
+async def test_hostname_env_workdir(boot, spec, run):
+    handle = await boot(spec(name="named-box", workdir="/srv/work"))
+    code, out, _ = await run(handle, "sh", "-c", "hostname; pwd; env | sort",
+                             env={"FOO": "bar"}, workdir="/srv/work")
+    lines = out.decode().split("\n")
+    assert code == 0 and lines[:2] == ["named-box", "/srv/work"]
+    assert "FOO=bar" in lines and "HOME=/root" in lines
+    assert not [line for line in lines if line.startswith(("PYTHONPATH=", "VIRTUAL_ENV="))]
+    assert (await run(handle, "env"))[1].count(b"\n") <= 5  # nothing leaks from the server
+
+
+async def test_streams_exit_codes_and_errors(boot, spec, run, backend):
+    handle = await boot(spec())
+    assert await run(handle, "sh", "-c", "echo out; echo err >&2; exit 3") == (3, b"out\n", b"err\n")
+    code, _, err = await run(handle, "no-such-command")
+    assert code == 127 and b"not found" in err
+    with pytest.raises(BoxRunError, match="no such directory"):
+        await backend.exec(handle, ["true"], {}, "/no/such/dir")
+
+
+async def test_kill_and_stdin(boot, spec, backend, collect):
+    handle = await boot(spec())
+    process = await backend.exec(handle, ["sh", "-c", "sleep 1000; echo never"], {}, "/")
+    started = time.monotonic()
+    process.kill()
+    assert await process.wait() == 137 and time.monotonic() - started < 5
+    assert await collect(process.stdout) == b""
+    process = await backend.exec(handle, ["cat"], {}, "/", stdin=True)
+    await process.write_stdin(b"echoed")
+    await process.close_stdin()
+    assert await collect(process.stdout) == b"echoed" and await process.wait() == 0
+
+
+async def test_volumes(boot, spec, run, state_dir):
+    hidden = state_dir / "hidden"  # inside the 0700 state dir: box root cannot pass
+    hidden.mkdir()
+    with pytest.raises(BoxRunError, match="out of reach of box root"):
+        await boot(spec(volumes=(Volume(str(hidden), "/mnt/x"),)))
+    shared = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    shared.chmod(0o777)  # box root is not host root: it writes where "others" may
+    (shared / "from-host").write_text("hi")
+    handle = await boot(spec(volumes=(Volume(str(shared), "/mnt/ro", True),
+                                      Volume(str(shared), "/mnt/rw"))))
+    assert (await run(handle, "cat", "/mnt/ro/from-host"))[1] == b"hi"
+    assert (await run(handle, "touch", "/mnt/ro/x"))[0] != 0
+    assert (await run(handle, "touch", "/mnt/rw/x"))[0] == 0
+    assert (shared / "x").exists()
+    with pytest.raises(BoxRunError, match="/no/such/path"):
+        await boot(spec(volumes=(Volume("/no/such/path", "/mnt/x"),)))
+    shutil.rmtree(shared)
+
+
+async def test_upload_download_round_trip(boot, spec, backend, collect):
+    handle = await boot(spec())
+    data = os.urandom(5 * 1024 * 1024)
+
+    async def chunks():
+        for start in range(0, len(data), 100_000):
+            yield data[start:start + 100_000]
+
+    await backend.upload(handle, "/root/deep/dir/blob.bin", chunks())
+    assert await collect(backend.download(handle, "/root/deep/dir/blob.bin")) == data
+    with pytest.raises(BoxRunError, match="no such file in the box: /root/missing"):
+        await collect(backend.download(handle, "/root/missing"))
+
+
+async def test_network_box_gets_host_dns(boot, spec, run):
+    handle = await boot(spec(network=True))
+    code, out, _ = await run(handle, "cat", "/etc/resolv.conf")
+    assert code == 0 and b"nameserver" in out
+
+
+async def test_start_time(boot, spec, backend):
+    box = spec()
+    handle = await backend.create(box)
+    started = time.monotonic()
+    await backend.start(handle, box)
+    assert time.monotonic() - started < 2
