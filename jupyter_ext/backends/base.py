@@ -92,6 +92,8 @@ class Backend(abc.ABC):
     name: ClassVar[str]
     #: ``"vm"`` or ``"namespace"``: how strongly boxes are isolated from the host.
     isolation: ClassVar[str]
+    #: What this host makes weaker than it should be, in words (shown in ``/v1/info``).
+    limitations: list[str] = []
 
     async def open(self) -> None:
         """Prepare the backend for use (runtime start-up); called once."""

@@ -336,6 +336,7 @@ class BoxManager:
             "used_memory_mb": self.ledger.memory_mb,
             "backend": self.backend.name,
             "isolation": self.backend.isolation,
+            "limitations": self.backend.limitations,
             "boxes": counts,
             "version": __version__,
         }

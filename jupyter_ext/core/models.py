@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 from dataclasses import asdict, dataclass, field
@@ -12,6 +13,7 @@ from ..backends.base import Volume
 from .errors import validation
 
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 BOX_STATUSES = ("creating", "running", "stopped")
 EXEC_STATUSES = ("running", "succeeded", "failed", "canceled")
@@ -185,8 +187,9 @@ class BoxRequest:
         if not image:
             raise validation("'image' is required")
         name = _typed(body, "name", str, None)
-        if name is not None and not name.strip():
-            raise validation("'name' must not be empty")
+        if name is not None and not _NAME.fullmatch(name):
+            raise validation("'name' must be 1-63 letters, digits, '.', '_' or '-', "
+                             "starting with a letter or digit (it is the box's hostname)")
         return cls(
             image=image,
             name=name,

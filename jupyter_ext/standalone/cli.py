@@ -62,12 +62,12 @@ async def _image_build(args: argparse.Namespace) -> None:
     if args.if_missing and store.get(args.name) is not None:
         print(f"{args.name} is already built in {store.root}")
         return
-    with tqdm(total=100, unit="%", desc=f"building {args.name}",
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
+    with tqdm(total=100, desc=f"building {args.name}",
+              bar_format="{desc:<44.44} {percentage:3.0f}%|{bar}| {elapsed}") as bar:
         def progress(message: str, fraction: float | None) -> None:
             if fraction is not None:
                 bar.n = round(fraction * 100)
-            bar.set_postfix_str(message[:60])
+            bar.set_description_str(f"{args.name}: {message}")
         image = await store.build(args.name, progress)
         bar.n = 100
         bar.refresh()

@@ -58,6 +58,7 @@ def test_validation_errors(http: httpx.Client, box: dict) -> None:
     error(http.post("/v1/boxes", json={"image": "debian", "cpu": "2"}), 422, "VALIDATION_ERROR")
     error(http.post("/v1/boxes", json={"image": "debian", "memory_mb": -1}), 422, "VALIDATION_ERROR")
     error(http.post("/v1/boxes", json={"image": "debian", "network": "yes"}), 422, "VALIDATION_ERROR")
+    error(http.post("/v1/boxes", json={"image": "debian", "name": "a/b:c"}), 422, "VALIDATION_ERROR")
     error(http.post("/v1/boxes", json={"image": "debian", "env": {"A": 1}}), 422, "VALIDATION_ERROR")
     error(http.post("/v1/boxes", json={"image": "debian", "volumes": [{"host_path": "/tmp"}]}),
           422, "VALIDATION_ERROR")

@@ -50,7 +50,8 @@ async def test_network_only_when_asked(boot, spec, run, network):
     resolve = "import socket; socket.getaddrinfo('deb.debian.org', 80)"
     if not network:
         assert (await run(handle, "python3", "-c", resolve))[0] != 0
-        assert (await run(handle, "python3", "-c", PROBE, "80", "151.101.2.132"))[1] == b""
+        _, links, _ = await run(handle, "cat", "/proc/net/dev")
+        assert [line.split(b":")[0].strip() for line in links.splitlines()[2:]] == [b"lo"]
 
 
 async def test_host_processes_are_invisible(boot, spec, run):
@@ -163,11 +164,3 @@ async def test_network_box_gets_host_dns(boot, spec, run):
     handle = await boot(spec(network=True))
     code, out, _ = await run(handle, "cat", "/etc/resolv.conf")
     assert code == 0 and b"nameserver" in out
-
-
-async def test_start_time(boot, spec, backend):
-    box = spec()
-    handle = await backend.create(box)
-    started = time.monotonic()
-    await backend.start(handle, box)
-    assert time.monotonic() - started < 2
