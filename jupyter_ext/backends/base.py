@@ -14,7 +14,10 @@ import abc
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from ..images.store import ImageStore
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,15 @@ class Backend(abc.ABC):
     isolation: ClassVar[str]
     #: What this host makes weaker than it should be, in words (shown in ``/v1/info``).
     limitations: list[str] = []
+
+    def resolve_image(self, images: ImageStore, image: str) -> tuple[str, Path | None]:
+        """The reference that will run for a requested ``image`` and its OCI layout in
+        the local store (``None``: the backend pulls the reference itself).
+
+        Raises ``IMAGE_PULL_FAILED`` at once when the image cannot be had. This default
+        runs only the local store's images.
+        """
+        return images.resolve(image)
 
     async def open(self) -> None:
         """Prepare the backend for use (runtime start-up); called once."""

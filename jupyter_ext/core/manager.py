@@ -95,7 +95,7 @@ class BoxManager:
         return box
 
     def _spec(self, box: Box) -> BoxSpec:
-        _, layout = self.images.resolve(box.image)
+        _, layout = self.backend.resolve_image(self.images, box.image)
         return BoxSpec(
             box_id=box.id, name=box.name, image=box.image, oci_layout=layout,
             cpu=box.cpu, memory_mb=box.memory_mb, disk_size_gb=box.disk_size_gb,
@@ -108,7 +108,7 @@ class BoxManager:
         for vol in req.volumes or []:
             if not os.path.exists(vol["host_path"]):
                 raise BoxRunError("RUNTIME_ERROR", f"volume host_path does not exist: {vol['host_path']}")
-        ref, _ = self.images.resolve(req.image)
+        ref, _ = self.backend.resolve_image(self.images, req.image)
         async with self._lock:
             if req.name is not None and any(b.name == req.name for b in self.boxes.values()):
                 raise BoxRunError("NAME_ALREADY_EXISTS", f"a box named '{req.name}' already exists")
