@@ -57,5 +57,6 @@ class DashboardHandler(BoxRunHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        self.xsrf_token  # noqa: B018 - sets the _xsrf cookie the page sends back on writes
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish((files(__package__).parent / "static" / "ui.html").read_bytes())

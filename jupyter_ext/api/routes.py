@@ -18,6 +18,12 @@ from .execs import (
     ExecStartHandler,
 )
 from .files import DownloadHandler, UploadHandler
+from .metrics import (
+    BoxMetricsEventsHandler,
+    BoxMetricsHandler,
+    LifecycleEventsHandler,
+    MetricsEventsHandler,
+)
 from .misc import DashboardHandler, GcHandler, ImagesHandler, InfoHandler, RunHandler
 
 _ID = r"([^/:]+)"
@@ -50,6 +56,10 @@ ROUTES: list[tuple[str, type[BoxRunHandler]]] = [
     (r"/v1/run", RunHandler),
     (r"/v1/gc", GcHandler),
     (r"/v1/images", ImagesHandler),
+    (rf"/v1/boxes/{_ID}/metrics", BoxMetricsHandler),
+    (rf"/v1/boxes/{_ID}/metrics/events", BoxMetricsEventsHandler),
+    (r"/v1/metrics/events", MetricsEventsHandler),
+    (r"/v1/events", LifecycleEventsHandler),
     (r"/v1/.*", NotFoundHandler),
     (r"/ui", DashboardHandler),
 ]

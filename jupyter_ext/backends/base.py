@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from ..core.errors import BoxRunError
+
 if TYPE_CHECKING:
     from ..images.store import ImageStore
 
@@ -84,6 +86,36 @@ class Process(abc.ABC):
         """Kill the command and everything it started in the foreground. Idempotent."""
 
 
+class Terminal(abc.ABC):
+    """An interactive command on a pseudo-terminal in a box (its controlling terminal).
+
+    Output is what the terminal shows (the command's stdout and stderr, echoed input);
+    input is what a user types. :meth:`kill` must be called once the terminal is no
+    longer used, even after the command has ended: it releases the terminal.
+    """
+
+    @abc.abstractmethod
+    async def read(self) -> bytes:
+        """The next output chunk; ``b""`` once the command has ended and its output is read."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Type ``data``; dropped once the command has ended."""
+
+    @abc.abstractmethod
+    async def resize(self, cols: int, rows: int) -> None:
+        """Set the terminal's size; the command gets ``SIGWINCH``."""
+
+    @abc.abstractmethod
+    async def wait(self) -> int:
+        """Wait for the command to end; its exit code (128+N when killed by signal N)."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """Kill the command and every process of its session; release the terminal.
+        Idempotent."""
+
+
 class Backend(abc.ABC):
     """A sandbox technology (BoxLite micro-VMs, Linux namespaces, a test fake).
 
@@ -97,6 +129,9 @@ class Backend(abc.ABC):
     isolation: ClassVar[str]
     #: What this host makes weaker than it should be, in words (shown in ``/v1/info``).
     limitations: list[str] = []
+    #: How ``cpu`` and ``memory_mb`` are enforced (``/v1/info``): ``"vm"``,
+    #: ``"cgroup v1"``, ``"cgroup v2"``, ``"rlimits"`` or ``"none"``.
+    limits: str = "none"
 
     def resolve_image(self, images: ImageStore, image: str) -> tuple[str, Path | None]:
         """The reference that will run for a requested ``image`` and its OCI layout in
@@ -147,6 +182,32 @@ class Backend(abc.ABC):
         Raises ``RUNTIME_ERROR`` when the box is not running or the command cannot
         be started (a missing executable exits 127 instead, like a shell).
         """
+
+    async def metrics(self, handle: str) -> dict[str, float | int | None]:
+        """Usage of the running box, with any of the keys ``cpu_seconds`` (CPU time used
+        since it started), ``memory_bytes``, ``memory_limit_bytes``, ``pids``,
+        ``net_rx_bytes`` and ``net_tx_bytes``; the API reports missing ones as null.
+
+        Raises ``RUNTIME_ERROR`` when the box is not running. This default knows nothing.
+        """
+        return {}
+
+    async def attach(
+        self,
+        handle: str,
+        cmd: Sequence[str],
+        env: Mapping[str, str],
+        workdir: str,
+        cols: int,
+        rows: int,
+    ) -> Terminal:
+        """Start ``cmd`` like :meth:`exec`, on a new ``cols`` x ``rows`` terminal that is
+        its stdin, stdout, stderr and controlling terminal, in a new session.
+
+        Raises ``RUNTIME_ERROR`` like :meth:`exec`. This default says the backend has no
+        terminals.
+        """
+        raise BoxRunError("RUNTIME_ERROR", f"the {self.name} backend has no interactive terminals")
 
     @abc.abstractmethod
     async def upload(self, handle: str, dest: str, chunks: AsyncIterable[bytes]) -> None:

@@ -16,6 +16,8 @@ from ..store.db import Store
 from .errors import BoxRunError
 from .events import EventBus
 from .execs import ExecRun, finalize
+from .lifecycle import Lifecycle
+from .metrics import MetricsSampler
 from .models import Box, BoxRequest, Event, Exec, ExecRequest, new_id, now, parse_time
 from .resources import Ledger
 
@@ -41,6 +43,8 @@ class BoxManager:
         self.ledger = ledger
         self.keepalive = keepalive
         self.bus = EventBus()
+        self.lifecycle = Lifecycle(self.bus)
+        self.metrics = MetricsSampler(self)
         self.boxes: dict[str, Box] = {}
         self.runs: dict[str, ExecRun] = {}
         self._lock = asyncio.Lock()
@@ -122,13 +126,18 @@ class BoxManager:
         try:
             await self.store.put_box(box)
             spec = self._spec(box)
-            box.boxlite_id = await self.backend.create(spec)
-            await self.backend.start(box.boxlite_id, spec)
-        except BaseException:
+            with self.lifecycle.timed(box.id, "create_ms"):
+                box.boxlite_id = await self.backend.create(spec)
+            self.lifecycle.publish("created", box)
+            with self.lifecycle.timed(box.id, "boot_ms"):
+                await self.backend.start(box.boxlite_id, spec)
+        except BaseException as exc:
+            self.lifecycle.failed(box, exc)
             await asyncio.shield(self._discard(box))
             raise
         box.status, box.started_at = "running", now()
         await self.store.put_box(box)
+        self.lifecycle.publish("started", box)
         return box
 
     async def _discard(self, box: Box) -> None:
@@ -150,15 +159,17 @@ class BoxManager:
             async with self._lock:
                 self.ledger.reserve(box.cpu, box.memory_mb)
             try:
-                await self.backend.start(box.boxlite_id or "", self._spec(box))
+                with self.lifecycle.timed(box.id, "boot_ms"):
+                    await self.backend.start(box.boxlite_id or "", self._spec(box))
             except BoxRunError as err:
                 self.ledger.release(box.cpu, box.memory_mb)
-                box.error_code, box.error_message = err.code, err.message
+                self.lifecycle.failed(box, err)
                 await self.store.put_box(box)
                 raise
             box.status, box.started_at, box.stopped_at = "running", now(), None
             box.error_code = box.error_message = None
             await self.store.put_box(box)
+            self.lifecycle.publish("started", box)
             return box
 
     async def stop_box(self, id_or_name: str) -> Box:
@@ -179,6 +190,7 @@ class BoxManager:
         self.ledger.release(box.cpu, box.memory_mb)
         box.status, box.stopped_at = "stopped", now()
         await self.store.put_box(box)
+        self.lifecycle.publish("stopped", box)
 
     async def remove_box(self, id_or_name: str, force: bool = False) -> None:
         """Delete a box, its disk, execs and events; a running one only with ``force``."""
@@ -194,6 +206,7 @@ class BoxManager:
                 await self.backend.remove(box.boxlite_id)
             self.boxes.pop(box.id, None)
             await self.store.delete_box(box.id)
+            self.lifecycle.publish("removed", box)
         self._box_locks.pop(box.id, None)
 
     async def gc(self, older_than: float) -> int:
@@ -337,6 +350,7 @@ class BoxManager:
             "backend": self.backend.name,
             "isolation": self.backend.isolation,
             "limitations": self.backend.limitations,
+            "limits": self.backend.limits,
             "boxes": counts,
             "version": __version__,
         }

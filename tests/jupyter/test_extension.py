@@ -94,6 +94,9 @@ def test_api_behind_jupyter_token_and_xsrf(jupyter: Jupyter) -> None:
         assert c.delete(f"boxrun/v1/boxes/{bid}").json() == {"ok": True}
         page = c.get("boxrun/ui")
         assert page.status_code == 200 and "<title>BoxRun</title>" in page.text
+    with jupyter.client() as page:  # the dashboard hands its page the XSRF cookie it sends
+        assert page.get("boxrun/ui", params={"token": TOKEN}).status_code == 200
+        assert page.cookies.get("_xsrf")
     # A browser session: the token logs in, the cookie authenticates, XSRF guards POSTs.
     with jupyter.client() as browser:
         browser.get("login", params={"token": TOKEN})  # sets the login and _xsrf cookies

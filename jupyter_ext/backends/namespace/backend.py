@@ -19,13 +19,15 @@ from ...images.store import ImageStore
 from ...images.unpack import RootfsCache, run_checked
 from ...images.userns import UserNs, detect
 from ..base import Backend, BoxSpec
-from . import commands
+from . import cgroups, commands
+from .metrics import net_bytes, process_usage
 from .process import NsProcess, alive, collect, read_some
+from .terminal import SESSION, NsTerminal, open_terminal
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
-TOOLS = ("unshare", "nsenter", "bwrap", "mount")
+TOOLS = ("unshare", "nsenter", "bwrap", "mount", SESSION[0])
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Sandbox:
     proc: asyncio.subprocess.Process
     pid: int
     hostname: str
+    network: bool
     drain: asyncio.Task[None]
 
 
@@ -44,6 +47,8 @@ class NamespaceBackend(Backend):
     Box root is the first id of the server user's ``/etc/subuid`` range; without one
     it is the server's user itself (see :attr:`limitations`). Boxes die with the
     server process, and a box cannot reach a host path its root may not traverse.
+    ``cpu`` and ``memory_mb`` are enforced as :func:`.cgroups.detect` finds possible;
+    ``disk_size_gb`` is not (the writable layer shares the state dir's filesystem).
     """
 
     name: ClassVar[str] = "namespace"
@@ -54,16 +59,21 @@ class NamespaceBackend(Backend):
         self.rootfs = RootfsCache(self.boxes_dir / ".rootfs", self.boxes_dir / ".locks")
         self.images = images
         self.userns = userns or detect()
-        self.limitations = self.userns.limitations
+        self._limits = cgroups.detect()
+        self.limits = self._limits.mode
+        self.limitations = [*self.userns.limitations, *_limitations(self.limits)]
         self._running: dict[str, Sandbox] = {}
 
     async def open(self) -> None:
         """Check the host tools exist and make the boxes directory."""
-        missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+        tools = (*TOOLS, "prlimit") if self.limits == "rlimits" else TOOLS
+        missing = [tool for tool in tools if shutil.which(tool) is None]
         if missing:
             raise BoxRunError("RUNTIME_ERROR", f"missing host tools: {', '.join(missing)}")
         self.boxes_dir.mkdir(parents=True, exist_ok=True)
         self.boxes_dir.chmod(0o711)  # box root only passes through
+        for box_dir in self.boxes_dir.glob("ns-*"):  # left by a server that was killed
+            await self._limits.remove(box_dir.name)
         await self.rootfs.prune({image.digest for image in self.images.list()})
 
     async def close(self) -> None:
@@ -100,6 +110,7 @@ class NamespaceBackend(Backend):
         for volume in spec.volumes:
             self._check_volume(volume.host_path)
         rootfs = await self._rootfs(spec)
+        self._limits.setup(handle, spec)
         read_fd, info_fd = os.pipe()
         try:
             # Paths relative to boxes/ (0711): box root never walks the state dir (0700).
@@ -107,9 +118,12 @@ class NamespaceBackend(Backend):
                 self.userns, box_dir.name, str(rootfs.relative_to(self.boxes_dir)),
                 spec, info_fd)
             proc = await asyncio.create_subprocess_exec(
-                *command, cwd=self.boxes_dir, pass_fds=(info_fd,), start_new_session=True,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE)
+                *self._limits.wrap(handle), *command, cwd=self.boxes_dir,
+                pass_fds=(info_fd,), start_new_session=True, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        except BaseException:
+            await self._limits.remove(handle)
+            raise
         finally:
             os.close(info_fd)
         try:
@@ -118,11 +132,12 @@ class NamespaceBackend(Backend):
             if proc.returncode is None:
                 proc.kill()
             await proc.wait()
+            await self._limits.remove(handle)
             raise
         finally:
             os.close(read_fd)
         drain = asyncio.create_task(self._drain(handle, proc))
-        self._running[handle] = Sandbox(proc, pid, spec.hostname, drain)
+        self._running[handle] = Sandbox(proc, pid, spec.hostname, spec.network, drain)
 
     def _check_volume(self, host_path: str) -> None:
         """RUNTIME_ERROR unless box root can reach ``host_path`` (it is not host root)."""
@@ -172,6 +187,7 @@ class NamespaceBackend(Backend):
         await sandbox.drain
         while alive(sandbox.pid):  # until the box's mounts are gone
             await asyncio.sleep(0.01)
+        await self._limits.remove(handle)
 
     async def remove(self, handle: str) -> None:
         """Stop the box and delete its disk (as box root: its files are box root's)."""
@@ -202,7 +218,7 @@ class NamespaceBackend(Backend):
         """Start ``cmd`` through ``nsenter``; RUNTIME_ERROR if ``workdir`` is missing."""
         sandbox = self._sandbox(handle)
         proc = await asyncio.create_subprocess_exec(
-            *commands.exec_command(sandbox.pid, cmd, workdir),
+            *self._limits.wrap(handle), *commands.exec_command(sandbox.pid, cmd, workdir),
             env=commands.exec_env(sandbox.hostname, env),
             start_new_session=True,
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
@@ -215,6 +231,28 @@ class NamespaceBackend(Backend):
             await process.wait()
             raise BoxRunError("RUNTIME_ERROR", err or f"no such directory in the box: {workdir}")
         return process
+
+    async def metrics(self, handle: str) -> dict[str, float | int | None]:
+        """From the box's cgroup, else summed over its processes; network counters of
+        its own network namespace (none when it shares the host's)."""
+        sandbox = self._sandbox(handle)
+        usage = self._limits.usage(handle) or process_usage(sandbox.pid)
+        return usage if sandbox.network else {**usage, **net_bytes(sandbox.pid)}
+
+    async def attach(
+        self,
+        handle: str,
+        cmd: Sequence[str],
+        env: Mapping[str, str],
+        workdir: str,
+        cols: int,
+        rows: int,
+    ) -> NsTerminal:
+        """Start ``cmd`` through ``nsenter`` on a new host pty (see :mod:`.terminal`)."""
+        sandbox = self._sandbox(handle)
+        command = [*self._limits.wrap(handle), *commands.exec_command(sandbox.pid, cmd, workdir)]
+        return await open_terminal(
+            command, commands.exec_env(sandbox.hostname, env), workdir, cols, rows)
 
     async def _run(self, handle: str, cmd: Sequence[str], stdin: bool = False) -> NsProcess:
         return await self.exec(handle, cmd, {}, "/", stdin)
@@ -253,3 +291,15 @@ class NamespaceBackend(Backend):
         finally:
             process.kill()
             errors.cancel()
+
+
+def _limitations(limits: str) -> list[str]:
+    """What the limits mode and the writable layer leave unenforced, in words."""
+    weaker = {
+        "rlimits": "no cgroups the server may create: memory_mb bounds each process's"
+                   f" address space, at most {cgroups.PIDS_MAX} processes per box, cpu is not"
+                   " enforced",
+        "none": "cpu and memory_mb are not enforced (BOXRUN_LIMITS=none)",
+    }
+    disk = "disk_size_gb is not enforced: a box's writable layer shares the state dir's disk"
+    return [weaker[limits], disk] if limits in weaker else [disk]
