@@ -39,7 +39,7 @@ def boot_excerpt(box_dir: Path) -> str:
         errors = [line for line in lines if "ERROR" in line or "panic" in line]
         picked = (errors or lines)[-EXCERPT_LINES:]
         if picked:
-            parts.append(f"{box_dir / name}: " + " | ".join(picked))
+            parts.append(f"{name}: " + " | ".join(picked))
     return "; ".join(parts)[-EXCERPT_CHARS:]
 
 
@@ -52,11 +52,10 @@ def boot_failure(err: BaseException, box_dir: Path) -> tuple[BoxRunError, str]:
     """The RUNTIME_ERROR for a micro-VM that did not boot, and the reason to remember."""
     detail = str(err).strip() or "the micro-VM did not boot in time"
     excerpt = boot_excerpt(box_dir)
-    reason = f"{detail} ({excerpt})" if excerpt else detail
     if "KVM" in excerpt:
         cause = ("KVM could not run the micro-VM: this host is probably a nested VM whose "
                  "hypervisor does not support nested virtualisation")
     else:
         cause = "the micro-VM could not boot on this host"
-    message = f"{cause}. BoxLite says: {reason}. Boxes cannot run as micro-VMs here; {ADVICE}"
-    return BoxRunError("RUNTIME_ERROR", message), reason
+    reason = f"{cause}. BoxLite says: {detail}" + (f" ({excerpt})" if excerpt else "")
+    return BoxRunError("RUNTIME_ERROR", f"{reason}. {ADVICE}"), reason

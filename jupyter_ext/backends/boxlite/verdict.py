@@ -13,7 +13,7 @@ from pathlib import Path
 
 KVM = "/dev/kvm"
 #: What to do instead when micro-VMs cannot boot, appended to the reasons.
-ADVICE = ("use the namespace sandbox instead: `boxrun serve --backend namespace` "
+ADVICE = ("Use the namespace sandbox instead: `boxrun serve --backend namespace` "
           "(c.BoxRunServer.backend = 'namespace')")
 
 
