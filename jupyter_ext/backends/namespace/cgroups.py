@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 
 from ..base import BoxSpec
@@ -13,6 +14,9 @@ ROOT = Path("/sys/fs/cgroup")
 #: Processes a box may have at once (fork bombs stop there).
 PIDS_MAX = 1024
 CFS_PERIOD_US = 100_000
+#: An empty box group this old was left by a server that was killed (a live box's
+#: group always holds its init; a new one is empty only until its first process).
+ORPHAN_AGE = 60.0
 
 #: Host-side wrapper: writes its pid to each file before ``--``, then execs the rest,
 #: so the command and all it forks (nsenter'd children too) start in the box's group.
@@ -33,6 +37,9 @@ class Limits:
 
     async def remove(self, handle: str) -> None:
         """Kill what is left of the box and drop its limits. Idempotent."""
+
+    def prune(self) -> None:
+        """Drop what killed servers left behind (of any state dir)."""
 
     def usage(self, handle: str) -> dict[str, float | int | None]:
         """``cpu_seconds``, ``memory_bytes``, ``memory_limit_bytes``, ``pids``, as known."""
@@ -105,6 +112,14 @@ class Cgroups(Limits):
                 return
             await asyncio.sleep(0.01)
         raise OSError(f"cannot remove cgroups {groups}: processes remain")
+
+    def prune(self) -> None:
+        for group in (g for d in self.dirs for g in d.glob("boxrun/ns-*")):
+            try:
+                if not _pids(group) and time.time() - group.stat().st_mtime > ORPHAN_AGE:
+                    group.rmdir()
+            except OSError:
+                continue
 
     def _file(self, handle: str, name: str) -> Path | None:
         """The first group of ``handle`` with the control file ``name``."""

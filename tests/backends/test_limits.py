@@ -1,0 +1,89 @@
+"""Resource limits and metrics of the namespace backend: cgroups as root, else rlimits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from jupyter_ext.backends.base import BoxSpec
+from jupyter_ext.backends.namespace import NamespaceBackend
+from jupyter_ext.backends.namespace.cgroups import PIDS_MAX, Cgroups, CgroupV1
+
+from ..conftest import BuiltImages
+from .conftest import Result
+
+
+def read(group: Path, name: str) -> str:
+    return (group / name).read_text().strip()
+
+
+async def test_cgroup_holds_the_box_and_its_execs(
+    backend: NamespaceBackend, spec: Callable[..., BoxSpec],
+    boot: Callable[[BoxSpec], Awaitable[str]], run: Callable[..., Awaitable[Result]],
+) -> None:
+    limits = backend._limits
+    if not isinstance(limits, Cgroups):
+        pytest.skip(f"no cgroups here ({backend.limits})")
+    handle = await boot(spec(cpu=2, memory_mb=300))
+    groups = limits.groups(handle)
+    assert all(group.is_dir() for group in groups)
+    procs = {pid for group in groups for pid in read(group, "cgroup.procs").split()}
+    assert str(backend._running[handle].pid) in procs  # the box's init
+    if isinstance(limits, CgroupV1):
+        by_file = {name: limits._read(handle, name) for name in (
+            "cpu.cfs_quota_us", "memory.limit_in_bytes", "pids.max")}
+        assert {k: v.strip() for k, v in by_file.items() if v} == {
+            "cpu.cfs_quota_us": "200000", "memory.limit_in_bytes": str(300 << 20),
+            "pids.max": str(PIDS_MAX)}
+    process = await backend.exec(handle, ["sleep", "30"], {}, "/")
+    try:
+        for group in groups:  # nsenter itself, so everything it forks
+            assert str(process.pid) in read(group, "cgroup.procs").split()
+    finally:
+        process.kill()
+        await process.wait()
+    assert (await run(handle, "sh", "-c", "cat /proc/self/cgroup"))[1].count(b":/\n") >= 1
+    usage = await backend.metrics(handle)
+    assert usage["memory_limit_bytes"] == 300 << 20 and usage["pids"] >= 1
+    await backend.stop(handle)
+    assert not any(group.exists() for group in groups), "cgroups left after stop"
+
+
+async def test_rlimits_without_cgroups(
+    built_images: BuiltImages, state_dir: Path, spec: Callable[..., BoxSpec],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BOXRUN_LIMITS", "rlimits")
+    backend = NamespaceBackend(state_dir, built_images.store)
+    assert backend.limits == "rlimits" and any("cpu is not" in t for t in backend.limitations)
+    await backend.open()
+    try:
+        box = spec(memory_mb=200)
+        handle = await backend.create(box)
+        await backend.start(handle, box)
+        process = await backend.exec(handle, ["cat", "/proc/self/limits"], {}, "/")
+        out = b"".join([chunk async for chunk in process.stdout]).decode()
+        assert await process.wait() == 0
+        rows = {line[:26].strip(): line[26:].split()[0] for line in out.splitlines()[1:]}
+        assert rows["Max processes"] == str(PIDS_MAX)
+        assert rows["Max address space"] == str(200 << 20)
+        usage = await backend.metrics(handle)
+        assert usage["pids"] >= 1 and usage["memory_bytes"] > 0 and usage["cpu_seconds"] >= 0
+        assert usage["net_rx_bytes"] == 0 and "memory_limit_bytes" not in usage
+    finally:
+        await backend.close()
+        for box_dir in (state_dir / "boxes").glob("ns-*"):
+            await backend.remove(box_dir.name)
+
+
+async def test_metrics_of_a_stopped_box_fail(
+    backend: NamespaceBackend, spec: Callable[..., BoxSpec],
+    boot: Callable[[BoxSpec], Awaitable[str]],
+) -> None:
+    handle = await boot(spec())
+    await backend.stop(handle)
+    with pytest.raises(Exception, match="not running"):
+        await asyncio.wait_for(backend.metrics(handle), 5)
