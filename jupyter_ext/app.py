@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado.websocket import WebSocketHandler
 from traitlets import Bool, Instance
 
 from .api.base import SERVER_KEY, BoxRunHandler
@@ -17,6 +19,8 @@ from .standalone.app import make_app
 
 
 def _jupyter_bases(handler: type[BoxRunHandler]) -> tuple[type, ...]:
+    if issubclass(handler, WebSocketHandler):  # like jupyter_server_terminals' TermSocket
+        return (ExtensionHandlerMixin, WebSocketMixin, JupyterHandler, WebSocketHandler)
     page = JupyterHandler if issubclass(handler, DashboardHandler) else APIHandler
     return (ExtensionHandlerMixin, page)
 

@@ -11,15 +11,18 @@ from typing import Any
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_unix_socket
 from tornado.web import Application
-from traitlets import Float, Instance, Int, Type, Unicode, default
+from traitlets import Enum, Float, Instance, Int, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .backends.base import Backend
+from .backends.select import CHOICES, probe_later, select_backend
 from .core.errors import BoxRunError
 from .core.manager import BoxManager
 from .core.resources import Ledger
 from .images.store import ImageStore
+from .sessions.manager import SessionManager
 from .store.db import Store
+from .store.sessions import SessionStore
 
 
 def _env_ceiling(log: Any, name: str, fallback: int) -> int:
@@ -85,12 +88,17 @@ class BoxRunServer(LoggingConfigurable):
                         "Default: $BOXRUN_MAX_MEMORY_MB or the host's memory.").tag(config=True)
     sse_keepalive = Float(15.0, help="Seconds between keep-alive comments on an idle SSE "
                           "stream. Default: $BOXRUN_SSE_KEEPALIVE or 15.").tag(config=True)
+    backend = Enum(CHOICES, help="The sandbox backend: 'boxlite' (micro-VMs), 'namespace' "
+                   "(bubblewrap sandbox) or 'auto' (micro-VMs where they are known to boot, "
+                   "else the namespace sandbox). Default: $BOXRUN_BACKEND or auto."
+                   ).tag(config=True)
     backend_class = Type(
-        default_value="jupyter_ext.backends.namespace.NamespaceBackend",
-        klass="jupyter_ext.backends.base.Backend",
-        help="The sandbox backend: a subclass of jupyter_ext.backends.base.Backend.",
+        default_value=None, allow_none=True, klass="jupyter_ext.backends.base.Backend",
+        help="A custom sandbox backend (a subclass of jupyter_ext.backends.base.Backend); "
+             "overrides `backend` when set.",
     ).tag(config=True)
     manager = Instance(BoxManager, allow_none=True)
+    sessions = Instance(SessionManager, allow_none=True)
 
     @default("state_dir")
     def _state_dir(self) -> str:
@@ -107,6 +115,10 @@ class BoxRunServer(LoggingConfigurable):
     @default("images_dir")
     def _images_dir(self) -> str:
         return os.environ.get("BOXRUN_IMAGES_DIR") or str(Path(self.state_dir) / "images")
+
+    @default("backend")
+    def _backend(self) -> str:
+        return os.environ.get("BOXRUN_BACKEND") or "auto"
 
     @default("sse_keepalive")
     def _sse_keepalive(self) -> float:
@@ -128,6 +140,7 @@ class BoxRunServer(LoggingConfigurable):
         self._lock = StateDirLock(Path(self.state_dir))
         self._http: HTTPServer | None = None
         self._store: Store | None = None
+        self._probe: asyncio.Future[None] | None = None
 
     async def wait_ready(self) -> BoxManager:
         """The manager once :meth:`start` has opened it; its error if start failed."""
@@ -147,10 +160,16 @@ class BoxRunServer(LoggingConfigurable):
             self._store = Store(Path(self.db_path))
             await self._store.open()
             images = ImageStore(Path(self.images_dir))
-            backend: Backend = self.backend_class(state_dir=state, images=images)
+            selection = select_backend(self.backend, state, images, self.backend_class)
+            self.log.debug("BoxRun backend: %s (%s)", selection.backend_class.__name__,
+                           selection.reason)
+            backend: Backend = selection.backend_class(state_dir=state, images=images)
             ledger = Ledger(self.max_cpu, self.max_memory_mb)
             self.manager = BoxManager(self._store, backend, images, ledger, self.sse_keepalive)
+            self.manager.backend_reason = selection.reason
             await self.manager.open()
+            self.sessions = SessionManager(self.manager, SessionStore(self._store))
+            await self.sessions.open()
             if socket_app is not None and self.socket_path:
                 sock = bind_unix_socket(self.socket_path, mode=0o600)
                 self._http = HTTPServer(socket_app, max_body_size=1 << 30)
@@ -160,16 +179,25 @@ class BoxRunServer(LoggingConfigurable):
             self._ready.set()
             await self.stop()
             raise
+        if selection.probe_layout is not None:
+            self._probe = asyncio.ensure_future(probe_later(state, selection.probe_layout))
         self._ready.set()
         return self.manager
 
     async def stop(self) -> None:
         """Stop serving, stop every box, close the store, release the state dir."""
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
+            self._probe = None
         if self._http is not None:
             self._http.stop()
             self._http = None
             if self.socket_path and os.path.exists(self.socket_path):
                 os.unlink(self.socket_path)
+        if self.sessions is not None:
+            await self.sessions.close()
+            self.sessions = None
         if self.manager is not None:
             await self.manager.close()
             self.manager = None

@@ -28,7 +28,8 @@ class ServerProcess:
         self.images_dir = images_dir
         self.token = token
         self.port = port or free_port()
-        self.env = {**os.environ, "BOXRUN_IMAGES_DIR": str(images_dir),
+        # namespace, not auto: auto would boot a probe micro-VM in every test server
+        self.env = {**os.environ, "BOXRUN_IMAGES_DIR": str(images_dir), "BOXRUN_BACKEND": "namespace",
                     "BOXRUN_SSE_KEEPALIVE": "1", **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.log = state_dir.parent / f"{state_dir.name}-server.log"

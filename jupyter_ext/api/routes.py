@@ -8,6 +8,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..core.errors import BoxRunError
+from .attach import AttachHandler
 from .base import BoxRunHandler
 from .boxes import BoxActionHandler, BoxesHandler, BoxHandler
 from .execs import (
@@ -25,6 +26,13 @@ from .metrics import (
     MetricsEventsHandler,
 )
 from .misc import DashboardHandler, GcHandler, ImagesHandler, InfoHandler, RunHandler
+from .sessions import (
+    SessionActionHandler,
+    SessionEventsHandler,
+    SessionHandler,
+    SessionMessagesHandler,
+    SessionsHandler,
+)
 
 _ID = r"([^/:]+)"
 _ACTION = r":([A-Za-z_]+)"
@@ -60,6 +68,12 @@ ROUTES: list[tuple[str, type[BoxRunHandler]]] = [
     (rf"/v1/boxes/{_ID}/metrics/events", BoxMetricsEventsHandler),
     (r"/v1/metrics/events", MetricsEventsHandler),
     (r"/v1/events", LifecycleEventsHandler),
+    (rf"/v1/boxes/{_ID}/attach", AttachHandler),
+    (rf"/v1/boxes/{_ID}/sessions", SessionsHandler),
+    (rf"/v1/boxes/{_ID}/sessions/{_ID}{_ACTION}", SessionActionHandler),
+    (rf"/v1/boxes/{_ID}/sessions/{_ID}", SessionHandler),
+    (rf"/v1/boxes/{_ID}/sessions/{_ID}/messages", SessionMessagesHandler),
+    (rf"/v1/boxes/{_ID}/sessions/{_ID}/events", SessionEventsHandler),
     (r"/v1/.*", NotFoundHandler),
     (r"/ui", DashboardHandler),
 ]

@@ -1,10 +1,11 @@
-"""An in-memory publish/subscribe bus for live events (exec output, lifecycle)."""
+"""An in-memory publish/subscribe bus for live events, and replay-then-live streams."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -76,3 +77,48 @@ class EventBus:
         """Hand ``item`` to every current subscriber of ``key``; never blocks."""
         for sub in tuple(self._subs.get(key, ())):
             sub.offer(item)
+
+
+class Sequenced(Protocol):
+    """A stored, numbered event (of an exec or a session)."""
+
+    seq: int
+
+
+E = TypeVar("E", bound=Sequenced)
+
+
+async def replay(
+    bus: EventBus,
+    key: Any,
+    stored: Callable[[int], Awaitable[Sequence[E]]],
+    pending: Callable[[], Sequence[E]],
+    after: int,
+    keepalive: float,
+    last: Callable[[E], bool],
+) -> AsyncIterator[E | None]:
+    """Every event of ``key`` with ``seq > after``: ``stored(after)`` pages from the store,
+    then ``pending()`` (published, not stored yet), then live from ``bus``; each once and
+    in order, ending with the event ``last`` accepts. ``None`` stands for a keep-alive.
+    A lagging subscriber re-reads the store and subscribes again."""
+    while True:
+        with bus.subscribe(key) as sub:
+            unstored = list(pending())  # before reading the store: a flush moves them there
+            while batch := await stored(after):
+                for event in batch:
+                    yield event
+                    after = event.seq
+                    if last(event):
+                        return
+            for event in unstored:
+                if event.seq > after:
+                    yield event
+                    after = event.seq
+            while (event := await sub.get(keepalive)) is not None or not sub.lagged:
+                if event is None:
+                    yield None
+                elif event.seq > after:
+                    yield event
+                    after = event.seq
+                    if last(event):
+                        return

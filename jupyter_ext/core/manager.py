@@ -6,15 +6,16 @@ import asyncio
 import logging
 import os
 from collections import defaultdict
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..backends.base import Backend, BoxSpec
+from ..backends.base import Backend, BoxSpec, Process, Terminal
 from ..store.db import Store
 from .errors import BoxRunError
-from .events import EventBus
+from .events import EventBus, replay
 from .execs import ExecRun, finalize
 from .lifecycle import Lifecycle
 from .metrics import MetricsSampler
@@ -42,6 +43,8 @@ class BoxManager:
         self.images = images
         self.ledger = ledger
         self.keepalive = keepalive
+        #: Why this backend runs, in words (``/v1/info``); set by whoever chose it.
+        self.backend_reason = ""
         self.bus = EventBus()
         self.lifecycle = Lifecycle(self.bus)
         self.metrics = MetricsSampler(self)
@@ -49,6 +52,8 @@ class BoxManager:
         self.runs: dict[str, ExecRun] = {}
         self._lock = asyncio.Lock()
         self._box_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        #: Called with a box about to stop, before its processes are killed (sessions).
+        self.stop_hooks: list[Callable[[Box], Awaitable[None]]] = []
 
     # --- start-up and shut-down ---------------------------------------------------------
 
@@ -185,6 +190,8 @@ class BoxManager:
         runs = [r for r in self.runs.values() if r.exec.box_id == box.id]
         for run in runs:
             run.stop("failed", "the box was stopped while the command ran")
+        for hook in self.stop_hooks:
+            await hook(box)
         await self.backend.stop(box.boxlite_id or "")
         await asyncio.gather(*(r.task for r in runs if r.task), return_exceptions=True)
         self.ledger.release(box.cpu, box.memory_mb)
@@ -231,11 +238,8 @@ class BoxManager:
     async def start_exec(self, id_or_name: str, req: ExecRequest) -> Exec:
         """Start a command in a running box; returns at once with the exec running."""
         box = self._running(id_or_name)
-        env = {"PATH": DEFAULT_PATH, "HOME": "/root", "HOSTNAME": box.name or box.id}
-        env.update(box.env or {})
-        env.update(req.env or {})
         workdir = req.workdir or box.workdir
-        process = await self.backend.exec(box.boxlite_id or "", req.cmd, env, workdir)
+        process = await self.backend.exec(box.boxlite_id or "", req.cmd, _env(box, req.env), workdir)
         ex = Exec(
             id=new_id("exec"), box_id=box.id, status="running", cmd=req.cmd,
             env=req.env, workdir=req.workdir, timeout_ms=req.timeout_ms,
@@ -280,28 +284,32 @@ class BoxManager:
         """Every event of an exec with ``seq > after``, stored then live, each once and in
         order, ending with ``exit``; ``None`` stands for a keep-alive."""
         await self.get_exec(id_or_name, exec_id)
-        while True:
-            with self.bus.subscribe(exec_id) as sub:
-                run = self.runs.get(exec_id)
-                pending = list(run.pending) if run else []
-                while batch := await self.store.events(exec_id, after):
-                    for event in batch:
-                        yield event
-                        after = event.seq
-                        if event.event == "exit":
-                            return
-                for event in pending:
-                    if event.seq > after:
-                        yield event
-                        after = event.seq
-                while (event := await sub.get(self.keepalive)) is not None or not sub.lagged:
-                    if event is None:
-                        yield None
-                    elif event.seq > after:
-                        yield event
-                        after = event.seq
-                        if event.event == "exit":
-                            return
+
+        def pending() -> list[Event]:
+            run = self.runs.get(exec_id)
+            return run.pending if run else []
+
+        stream = replay(self.bus, exec_id, lambda seq: self.store.events(exec_id, seq), pending,
+                        after, self.keepalive, lambda event: event.event == "exit")
+        async with aclosing(stream):
+            async for event in stream:
+                yield event
+
+    async def attach(
+        self, id_or_name: str, cmd: Sequence[str], env: dict[str, str], cols: int, rows: int
+    ) -> Terminal:
+        """Start ``cmd`` on a new terminal in a running box, in its working directory."""
+        box = self._running(id_or_name)
+        return await self.backend.attach(
+            box.boxlite_id or "", cmd, _env(box, env), box.workdir, cols, rows)
+
+    async def spawn(
+        self, id_or_name: str, cmd: Sequence[str], env: dict[str, str], workdir: str | None
+    ) -> Process:
+        """Start ``cmd`` with a stdin in a running box (a session's interpreter)."""
+        box = self._running(id_or_name)
+        return await self.backend.exec(
+            box.boxlite_id or "", cmd, _env(box, env), workdir or box.workdir, stdin=True)
 
     # --- files ----------------------------------------------------------------------
 
@@ -349,9 +357,15 @@ class BoxManager:
             "used_memory_mb": self.ledger.memory_mb,
             "backend": self.backend.name,
             "isolation": self.backend.isolation,
+            "backend_reason": self.backend_reason,
             "limitations": self.backend.limitations,
             "limits": self.backend.limits,
             "boxes": counts,
             "version": __version__,
         }
 
+
+def _env(box: Box, env: dict[str, str] | None) -> dict[str, str]:
+    """A command's environment: the defaults, the box's, then its own."""
+    return {"PATH": DEFAULT_PATH, "HOME": "/root", "HOSTNAME": box.name or box.id,
+            **(box.env or {}), **(env or {})}

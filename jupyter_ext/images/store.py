@@ -134,7 +134,8 @@ class ImageStore:
         layout = write_layout(work / "rootfs.tar", work / "oci", LOCAL_PREFIX + name,
                               created, compressing)
         (work / "rootfs.tar").unlink()
-        info = ImageInfo(name, LOCAL_PREFIX + name, recipe.description, recipe.packages,
+        info = ImageInfo(name, LOCAL_PREFIX + name, recipe.description,
+                         recipe.packages + recipe.pip,
                          layout.size_bytes, created, layout.manifest_digest, work / "oci")
         data = info.to_json()
         del data["oci_layout"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 from traitlets.config import Config
 
+from ..backends.select import CHOICES
 from ..core.errors import BoxRunError
 from ..images.store import ImageStore
 from ..server import BoxRunServer
@@ -23,7 +24,7 @@ log = logging.getLogger("boxrun")
 
 def _server_config(args: argparse.Namespace) -> Config:
     config = Config()
-    for flag, trait in (("state_dir", "state_dir"), ("socket", "socket_path")):
+    for flag, trait in (("state_dir", "state_dir"), ("socket", "socket_path"), ("backend", "backend")):
         value = getattr(args, flag, None)
         if value is not None:
             config.BoxRunServer[trait] = value
@@ -33,8 +34,9 @@ def _server_config(args: argparse.Namespace) -> Config:
 async def _serve(args: argparse.Namespace) -> None:
     server = BoxRunServer(config=_server_config(args))
     token = None if args.no_auth else (args.token or secrets.token_urlsafe(24))
-    await server.start(make_app(server, token))
-    print(f"BoxRun serving {server.state_dir} on {server.socket_path}", flush=True)
+    manager = await server.start(make_app(server, token))
+    print(f"BoxRun serving {server.state_dir} on {server.socket_path} "
+          f"({manager.backend.name} backend)", flush=True)
     if args.port is not None:
         make_app(server, token).listen(args.port, args.host, max_body_size=1 << 30)
         url = f"http://{args.host}:{args.port}"
@@ -99,6 +101,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", parents=[common], help="run the BoxRun API server")
     serve.add_argument("--socket", help="Unix socket path (default <state-dir>/boxrun.sock)")
+    serve.add_argument("--backend", choices=CHOICES,
+                       help="sandbox backend (default $BOXRUN_BACKEND or auto: micro-VMs where "
+                            "they are known to boot, else the namespace sandbox)")
     serve.add_argument("--host", default="127.0.0.1", help="TCP address (with --port)")
     serve.add_argument("--port", type=int, help="also serve TCP on this port")
     auth = serve.add_mutually_exclusive_group()

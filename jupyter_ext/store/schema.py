@@ -48,6 +48,27 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (exec_id, seq)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        box_id TEXT NOT NULL REFERENCES boxes(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        cwd TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        ended_at TEXT,
+        error_message TEXT
+    );
+    CREATE INDEX sessions_by_box ON sessions(box_id);
+    CREATE TABLE session_events (
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        channel TEXT NOT NULL,
+        msg_type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

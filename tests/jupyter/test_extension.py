@@ -38,7 +38,8 @@ def jupyter(tmp_path: Path, images_dir: Path) -> Iterator[Jupyter]:
     port = free_port()
     state = tmp_path / "state"
     log = tmp_path / "jupyter.log"
-    env = {**os.environ, "BOXRUN_STATE_DIR": str(state), "BOXRUN_IMAGES_DIR": str(images_dir)}
+    env = {**os.environ, "BOXRUN_STATE_DIR": str(state), "BOXRUN_IMAGES_DIR": str(images_dir),
+           "BOXRUN_BACKEND": "namespace"}
     cmd = [sys.executable, "-m", "jupyter_server", f"--port={port}", "--no-browser",
            f"--ServerApp.token={TOKEN}", f"--ServerApp.base_url={BASE}", "--allow-root",
            f"--ServerApp.root_dir={tmp_path}"]

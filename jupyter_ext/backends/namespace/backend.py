@@ -22,12 +22,12 @@ from ..base import Backend, BoxSpec
 from . import cgroups, commands
 from .metrics import net_bytes, process_usage
 from .process import NsProcess, alive, collect, read_some
-from .terminal import SESSION, NsTerminal, open_terminal
+from .terminal import NsTerminal, in_session, open_pty, open_terminal
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
-TOOLS = ("unshare", "nsenter", "bwrap", "mount", SESSION[0])
+TOOLS = ("unshare", "nsenter", "bwrap", "mount")
 
 
 @dataclass
@@ -74,6 +74,7 @@ class NamespaceBackend(Backend):
         self.boxes_dir.chmod(0o711)  # box root only passes through
         for box_dir in self.boxes_dir.glob("ns-*"):  # left by a server that was killed
             await self._limits.remove(box_dir.name)
+        self._limits.prune()
         await self.rootfs.prune({image.digest for image in self.images.list()})
 
     async def close(self) -> None:
@@ -248,11 +249,13 @@ class NamespaceBackend(Backend):
         cols: int,
         rows: int,
     ) -> NsTerminal:
-        """Start ``cmd`` through ``nsenter`` on a new host pty (see :mod:`.terminal`)."""
+        """Start ``cmd`` through ``nsenter`` on a new pty of the box (see :mod:`.terminal`)."""
         sandbox = self._sandbox(handle)
-        command = [*self._limits.wrap(handle), *commands.exec_command(sandbox.pid, cmd, workdir)]
+        enter = commands.exec_command(sandbox.pid, in_session(cmd), workdir)
+        command = [*self._limits.wrap(handle), *enter]
+        pty = open_pty(f"/proc/{sandbox.pid}/root", self.userns.uid)
         return await open_terminal(
-            command, commands.exec_env(sandbox.hostname, env), workdir, cols, rows)
+            pty, command, commands.exec_env(sandbox.hostname, env), workdir, cols, rows)
 
     async def _run(self, handle: str, cmd: Sequence[str], stdin: bool = False) -> NsProcess:
         return await self.exec(handle, cmd, {}, "/", stdin)

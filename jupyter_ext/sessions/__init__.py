@@ -1,0 +1,1 @@
+"""Interpreter sessions: the Jupyter protocol across the box boundary (docs/sessions.md)."""

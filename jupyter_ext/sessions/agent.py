@@ -1,0 +1,231 @@
+"""The session agent: runs in the box and speaks Jupyter messages as JSON lines (stdlib only).
+
+``python3 -u agent.py KIND`` reads requests from stdin and writes reports to stdout, one
+JSON object a line (docs/sessions.md). KIND ``ipykernel`` starts an ipykernel on ``ipc``
+sockets next to this file and relays its messages (pyzmq comes with ipykernel); KIND
+``python`` runs the code itself (``agent_python.py``). Anything printed to fd 1 by
+user code or children goes to stderr, which the server logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from base64 import b64decode, b64encode
+from datetime import datetime, timezone
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+#: Channel of each socket of the kernel, in the ``*_port`` order of the connection file.
+CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
+
+
+def death_reason(code: int) -> str:
+    """Why an interpreter ended, from its exit code (negative or 128+N: signal N)."""
+    sig = -code if code < 0 else code - 128 if code > 128 else 0
+    if sig == signal.SIGKILL:
+        return "killed (SIGKILL) — out of memory in the box?"
+    if sig:
+        return f"killed by signal {signal.Signals(sig).name}"
+    return f"exited with {code}"
+
+
+def message(channel: str, msg_type: str, content: dict[str, Any], parent_msg_id: str | None,
+            metadata: dict[str, Any] | None = None, buffers: list[str] | None = None,
+            msg_id: str | None = None) -> dict[str, Any]:
+    """The ``message`` report of one Jupyter message (``buffers`` base64)."""
+    return {"type": "message", "channel": channel, "msg_type": msg_type,
+            "msg_id": msg_id or uuid.uuid4().hex, "parent_msg_id": parent_msg_id,
+            "content": content, "metadata": metadata or {}, "buffers": buffers or []}
+
+
+class Transport:
+    """Requests from stdin, reports to the original stdout (fd 1 then points to stderr)."""
+
+    def __init__(self) -> None:
+        self._out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        self._lock = threading.Lock()
+        self._buf = b""
+
+    def report(self, report: dict[str, Any]) -> None:
+        """Write one report line."""
+        line = json.dumps(report, default=str)
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+    def read(self) -> list[dict[str, Any]] | None:
+        """The requests of the next chunk of stdin (blocks); ``None`` at end of input."""
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            return None
+        *lines, self._buf = (self._buf + chunk).split(b"\n")
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def reexec(self) -> None:
+        """Replace this process with a fresh agent on the same transport."""
+        os.dup2(self._out.fileno(), 1)
+        os.execv(sys.executable, [sys.executable, "-u", *sys.argv])
+
+
+class KernelRelay:
+    """An ipykernel on ipc sockets, and the relay of its messages."""
+
+    def __init__(self, transport: Transport) -> None:
+        import zmq  # noqa: PLC0415 - only the ipykernel kind has it
+
+        self.zmq = zmq
+        self.transport = transport
+        self.ctx = zmq.Context()
+        self.key = uuid.uuid4().hex.encode()
+        self.session = uuid.uuid4().hex
+        self.base = os.path.join(HERE, f"kernel-{os.getpid()}")
+        self.internal: set[str] = set()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sockets: dict[str, Any] = {}
+
+    def launch(self) -> None:
+        """Start the kernel, connect, and report ``ready`` once it answers."""
+        conn = {f"{name}_port": n for n, name in enumerate(CHANNELS, 1)}
+        conn.update(transport="ipc", ip=self.base, key=self.key.decode(),
+                    signature_scheme="hmac-sha256", kernel_name="python3")
+        with open(self.base + ".json", "w") as f:
+            json.dump(conn, f)
+        env = {**os.environ, "JPY_PARENT_PID": str(os.getpid())}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ipykernel_launcher", "-f", self.base + ".json"],
+            stdin=subprocess.DEVNULL, env=env)
+        ident = self.session.encode()
+        kinds = {"shell": self.zmq.DEALER, "iopub": self.zmq.SUB, "stdin": self.zmq.DEALER,
+                 "control": self.zmq.DEALER}
+        for name, kind in kinds.items():
+            sock = self.ctx.socket(kind)
+            sock.linger = 0
+            if kind == self.zmq.SUB:
+                sock.setsockopt(self.zmq.SUBSCRIBE, b"")
+            else:  # shell and stdin share the identity: input_request goes to it
+                sock.setsockopt(self.zmq.IDENTITY, ident)
+            sock.connect(f"ipc://{self.base}-{CHANNELS.index(name) + 1}")
+            self.sockets[name] = sock
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        """Ask for kernel_info until both its reply and an iopub message have arrived
+        (iopub subscriptions are live only then); report ``ready`` with the reply."""
+        poller = self.zmq.Poller()
+        for name in ("shell", "iopub"):
+            poller.register(self.sockets[name], self.zmq.POLLIN)
+        reply, heard = None, False
+        while reply is None or not heard:
+            if self.proc is not None and self.proc.poll() is not None:
+                self.transport.report({"type": "dead", "reason": death_reason(self.proc.returncode)})
+                sys.exit(0)
+            self.internal.add(self.send({"channel": "shell", "msg_type": "kernel_info_request"}))
+            for sock, _ in poller.poll(500):
+                msg = self.recv(sock)
+                if msg["parent_msg_id"] in self.internal:
+                    heard = heard or sock is self.sockets["iopub"]
+                    if msg["msg_type"] == "kernel_info_reply":
+                        reply = msg["content"]
+        self.transport.report({"type": "ready", "kernel_info": reply})
+
+    def _sign(self, parts: list[bytes]) -> bytes:
+        return hmac.new(self.key, b"".join(parts), hashlib.sha256).hexdigest().encode()
+
+    def send(self, req: dict[str, Any]) -> str:
+        """Send a request's message to its channel; its msg_id."""
+        msg_id = req.get("msg_id") or uuid.uuid4().hex
+        header = {"msg_id": msg_id, "msg_type": req["msg_type"], "session": self.session,
+                  "username": "boxrun", "version": "5.3",
+                  "date": datetime.now(timezone.utc).isoformat()}
+        parts = [json.dumps(p).encode() for p in
+                 (header, {}, req.get("metadata") or {}, req.get("content") or {})]
+        buffers = [b64decode(b) for b in req.get("buffers") or []]
+        self.sockets[req["channel"]].send_multipart(
+            [b"<IDS|MSG>", self._sign(parts), *parts, *buffers])
+        return msg_id
+
+    def recv(self, sock: Any) -> dict[str, Any]:
+        """The next message of ``sock`` as a ``message`` report."""
+        frames = sock.recv_multipart()
+        at = frames.index(b"<IDS|MSG>")
+        header, parent, metadata, content = (json.loads(f) for f in frames[at + 2:at + 6])
+        channel = next(name for name, s in self.sockets.items() if s is sock)
+        return message(channel, header["msg_type"], content, parent.get("msg_id"), metadata,
+                       [b64encode(bytes(b)).decode() for b in frames[at + 6:]],
+                       header["msg_id"])
+
+    def kill(self) -> None:
+        """Kill the kernel and wait for it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def run(self) -> None:
+        """Relay until stdin ends or the kernel dies."""
+        self.launch()
+        while self._relay():
+            pass
+
+    def _relay(self) -> bool:
+        """Relay until the kernel is restarted (``True``), stdin ends or the kernel dies."""
+        poller = self.zmq.Poller()
+        for sock in self.sockets.values():
+            poller.register(sock, self.zmq.POLLIN)
+        poller.register(0, self.zmq.POLLIN)
+        while True:
+            for sock, _ in poller.poll(200):
+                if sock != 0:
+                    msg = self.recv(sock)
+                    if msg["parent_msg_id"] not in self.internal:
+                        self.transport.report(msg)
+                    continue
+                requests = self.transport.read()
+                if requests is None:
+                    self.kill()
+                    return False
+                for req in requests:
+                    if self.handle(req):
+                        return True
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                self.transport.report({"type": "dead", "reason": death_reason(self.proc.returncode)})
+                return False
+
+    def handle(self, req: dict[str, Any]) -> bool:
+        """Carry out one request of the server; whether it restarted the kernel."""
+        if req["op"] == "send":
+            self.send(req)
+        elif req["op"] == "interrupt" and self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+        elif req["op"] == "restart":
+            self.kill()
+            for sock in self.sockets.values():
+                sock.close()
+            self.launch()
+            return True
+        return False
+
+def main() -> None:
+    """Run the agent of the kind named on the command line."""
+    transport = Transport()
+    if sys.argv[1:] == ["ipykernel"]:
+        KernelRelay(transport).run()
+    else:
+        sys.path.insert(0, HERE)
+        from agent_python import Interpreter  # noqa: PLC0415 - uploaded next to this file
+
+        Interpreter(transport).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""One live session: relays its interpreter's reports into stored and published events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ..core.errors import BoxRunError
+from ..core.events import EventBus
+from ..core.models import now
+from ..store.sessions import SessionStore
+from .agent import death_reason
+from .link import Link
+from .models import Session, SessionEvent, lifecycle
+
+log = logging.getLogger(__name__)
+
+#: Flush stored events once this many are pending, or after this delay (like execs).
+FLUSH_EVENTS = 256
+FLUSH_DELAY = 0.05
+#: Seconds an interpreter has to become ready after a start or restart.
+READY_TIMEOUT = 90.0
+
+
+class SessionRun:
+    """Drives one session from start to ``dead``.
+
+    Events are published live at once and stored in batches; ``pending`` holds those not
+    stored yet so a subscriber's replay misses nothing. ``session.status`` follows the
+    interpreter's iopub ``status`` messages.
+    """
+
+    def __init__(self, store: SessionStore, bus: EventBus, session: Session, link: Link,
+                 seq: int = 0) -> None:
+        self.store = store
+        self.bus = bus
+        self.session = session
+        self.link = link
+        self.pending: list[SessionEvent] = []
+        self._seq = seq
+        self._flush_lock = asyncio.Lock()
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._stop_reason: str | None = None
+        self._dead_reason: str | None = None
+        self._started = False
+        self.task = asyncio.create_task(self._run(), name=f"session {session.id}")
+
+    async def wait_ready(self) -> None:
+        """Wait until the interpreter is ready; RUNTIME_ERROR if it dies or takes too long."""
+        done, _ = await asyncio.wait({self._ready, self.task}, timeout=READY_TIMEOUT,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self._ready not in done:
+            if not done:
+                self.stop(f"the interpreter was not ready within {READY_TIMEOUT:.0f} s")
+                await asyncio.shield(self.task)
+            raise BoxRunError("RUNTIME_ERROR", f"the session's interpreter did not start: "
+                                               f"{self.session.error_message}")
+
+    async def request(self, req: dict[str, Any]) -> None:
+        """Hand a request to the interpreter; SESSION_DEAD once it has ended."""
+        if self.session.status == "dead":
+            raise BoxRunError("SESSION_DEAD", f"session {self.session.id} is dead: "
+                                              f"{self.session.error_message}")
+        await self.link.request(req)
+
+    async def restart(self) -> None:
+        """A fresh interpreter in the same box; returns once it is ready."""
+        self._ready = asyncio.get_running_loop().create_future()
+        await self.request({"op": "restart"})
+        self.session.status = "starting"
+        await self.wait_ready()
+
+    def stop(self, reason: str) -> None:
+        """Kill the interpreter; the session ends ``dead`` with ``reason``."""
+        self._stop_reason = self._stop_reason or reason
+        self.link.kill()
+
+    async def _run(self) -> None:
+        try:
+            async for report in self.link.reports():
+                await self._on(report)
+            code = await self.link.wait()
+            reason = self._stop_reason or self._dead_reason or death_reason(code)
+        except asyncio.CancelledError:
+            self.stop("the server shut down")
+            await asyncio.shield(self._finish(self._stop_reason or ""))
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure still ends the session
+            log.exception("session %s failed", self.session.id)
+            self.stop(f"runtime error: {exc}")
+            reason = self._stop_reason or str(exc)
+        await asyncio.shield(self._finish(reason))
+
+    async def _on(self, report: dict[str, Any]) -> None:
+        kind = report.get("type")
+        if kind == "message":
+            if report["channel"] == "iopub" and report["msg_type"] == "status":
+                self.session.status = report["content"].get("execution_state", "idle")
+            await self._emit({k: v for k, v in report.items() if k != "type"})
+        elif kind == "ready":
+            self.session.status = "idle"
+            first, self._started = not self._started, True
+            await self._emit(lifecycle("ready" if first else "restarted", self.session,
+                                       {"kernel_info": report.get("kernel_info")}))
+            if not self._ready.done():
+                self._ready.set_result(None)
+        elif kind == "dead":
+            self._dead_reason = report.get("reason")
+
+    async def _emit(self, record: dict[str, Any]) -> None:
+        event = SessionEvent.of(self._seq, record)
+        self._seq += 1
+        self.pending.append(event)
+        self.bus.publish(self.session.id, event)
+        if len(self.pending) >= FLUSH_EVENTS:
+            await self.flush()
+        elif self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_later)
+
+    def _flush_later(self) -> None:
+        self._flush_timer = None
+        asyncio.ensure_future(self.flush())
+
+    async def flush(self) -> None:
+        """Store the pending events in one transaction."""
+        async with self._flush_lock:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
+            batch = list(self.pending)
+            if batch:
+                await self.store.add_events(self.session.id, batch)
+                del self.pending[: len(batch)]
+
+    async def _finish(self, reason: str) -> None:
+        await self.flush()
+        await finish(self.store, self.bus, self.session, self._seq, reason)
+
+
+async def finish(store: SessionStore, bus: EventBus, session: Session, seq: int, reason: str
+                 ) -> None:
+    """Store ``session`` as dead with ``reason`` and its ``dead`` event numbered ``seq``."""
+    session.status, session.ended_at, session.error_message = "dead", now(), reason
+    event = SessionEvent.of(seq, lifecycle("dead", session))
+    await store.add_events(session.id, [event])
+    await store.put(session)
+    bus.publish(session.id, event)
