@@ -1,0 +1,96 @@
+/** The BoxRun API's objects, as the server sends them (docs/api.md, boxrun-api.md). */
+
+export type BoxStatus = 'creating' | 'running' | 'stopped' | string;
+
+export interface IVolume {
+  host_path: string;
+  guest_path: string;
+  readonly?: boolean;
+}
+
+export interface IBox {
+  id: string;
+  name: string | null;
+  status: BoxStatus;
+  image: string;
+  cpu: number;
+  memory_mb: number;
+  disk_size_gb: number | null;
+  network: boolean;
+  workdir: string | null;
+  env: Record<string, string> | null;
+  volumes: IVolume[] | null;
+  boxlite_id: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  created_at: string | null;
+  started_at: string | null;
+  stopped_at: string | null;
+}
+
+export interface IBoxRequest {
+  image: string;
+  name?: string;
+  cpu?: number;
+  memory_mb?: number;
+  network?: boolean;
+  volumes?: IVolume[];
+}
+
+export interface IExec {
+  id: string;
+  box_id: string;
+  status: 'running' | 'succeeded' | 'failed' | 'canceled' | string;
+  cmd: string[];
+  exit_code: number | null;
+  error_message: string | null;
+  created_at: string | null;
+  finished_at: string | null;
+}
+
+export interface ISession {
+  id: string;
+  box_id: string;
+  kind: string;
+  status: 'starting' | 'idle' | 'busy' | 'dead' | string;
+  cwd?: string | null;
+  created_at: string | null;
+  ended_at: string | null;
+  error_message: string | null;
+}
+
+export interface IInfo {
+  max_cpu: number;
+  max_memory_mb: number;
+  used_cpu?: number;
+  used_memory_mb?: number;
+  backend?: string;
+  isolation?: string;
+  limitations?: string[] | string;
+  version?: string;
+}
+
+export interface IImage {
+  name: string;
+  ref: string;
+  description?: string;
+  size_bytes?: number;
+}
+
+export interface IMetrics {
+  box_id: string;
+  status?: string;
+  at?: string;
+  cpu_percent: number | null;
+  cpu_limit?: number | null;
+  memory_bytes: number | null;
+  memory_limit_bytes?: number | null;
+  pids?: number | null;
+}
+
+/** A lifecycle event of `GET /v1/events`. */
+export interface ILifecycleEvent {
+  type: 'created' | 'started' | 'stopped' | 'removed' | 'failed' | string;
+  box: IBox;
+  at: string;
+}

@@ -1,0 +1,3 @@
+"""The UI tests' Node packages are not Python tests."""
+
+collect_ignore_glob = ["node_modules/*", "node_modules"]
