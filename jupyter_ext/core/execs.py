@@ -11,15 +11,12 @@ from collections.abc import AsyncIterator
 
 from ..backends.base import Process
 from ..store.db import Store
+from .eventlog import EventLog
 from .events import EventBus
 from .models import Event, Exec, now
 
 log = logging.getLogger(__name__)
 
-#: Flush stored events once this many are pending, or this many bytes, or after a delay.
-FLUSH_EVENTS = 256
-FLUSH_BYTES = 1 << 20
-FLUSH_DELAY = 0.05
 #: After the command exits, output still arriving within this gap is kept (a background
 #: process that inherited the pipes must not keep the exec open forever).
 DRAIN_GAP = 0.2
@@ -28,8 +25,7 @@ DRAIN_GAP = 0.2
 class ExecRun:
     """Drives one exec from start to its final row and ``exit`` event.
 
-    Events are published live at once and stored in batches; ``pending`` holds the
-    ones not stored yet so that a subscriber's replay misses nothing.
+    Its events are numbered, published and stored by an :class:`EventLog`.
     """
 
     def __init__(self, store: Store, bus: EventBus, ex: Exec, process: Process) -> None:
@@ -37,11 +33,7 @@ class ExecRun:
         self.bus = bus
         self.exec = ex
         self.process = process
-        self.pending: list[Event] = []
-        self._pending_bytes = 0
-        self._seq = 0
-        self._flush_lock = asyncio.Lock()
-        self._flush_timer: asyncio.TimerHandle | None = None
+        self.log: EventLog[Event] = EventLog(ex.id, bus, store.add_events)
         self._stop_reason: tuple[str, str] | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -102,34 +94,8 @@ class ExecRun:
                 await chunks.aclose()  # type: ignore[attr-defined]
 
     async def _emit(self, stream: str, text: str) -> None:
-        if not text:
-            return
-        event = Event(self._seq, "log", stream, text)
-        self._seq += 1
-        self.pending.append(event)
-        self._pending_bytes += len(text)
-        self.bus.publish(self.exec.id, event)
-        if len(self.pending) >= FLUSH_EVENTS or self._pending_bytes >= FLUSH_BYTES:
-            await self.flush()
-        elif self._flush_timer is None:
-            loop = asyncio.get_running_loop()
-            self._flush_timer = loop.call_later(FLUSH_DELAY, self._flush_later)
-
-    def _flush_later(self) -> None:
-        self._flush_timer = None
-        asyncio.ensure_future(self.flush())
-
-    async def flush(self) -> None:
-        """Store the pending events in one transaction."""
-        async with self._flush_lock:
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
-                self._flush_timer = None
-            batch = list(self.pending)
-            if batch:
-                await self.store.add_events(self.exec.id, batch)
-                del self.pending[: len(batch)]
-                self._pending_bytes -= sum(len(e.data) for e in batch)
+        if text:
+            await self.log.append(lambda seq: Event(seq, "log", stream, text), len(text))
 
     async def _finish(self, exit_code: int | None) -> None:
         status, reason = self._stop_reason or (
@@ -141,8 +107,8 @@ class ExecRun:
         payload: dict[str, object] = {"exit_code": exit_code}
         if reason:
             payload["error"] = reason
-        await self.flush()
-        await finalize(self.store, self.bus, ex, self._seq, payload)
+        await self.log.flush()
+        await finalize(self.store, self.bus, ex, self.log.seq, payload)
 
 
 async def finalize(store: Store, bus: EventBus, ex: Exec, seq: int, payload: dict) -> None:

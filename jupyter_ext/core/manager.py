@@ -287,7 +287,7 @@ class BoxManager:
 
         def pending() -> list[Event]:
             run = self.runs.get(exec_id)
-            return run.pending if run else []
+            return run.log.pending if run else []
 
         stream = replay(self.bus, exec_id, lambda seq: self.store.events(exec_id, seq), pending,
                         after, self.keepalive, lambda event: event.event == "exit")

@@ -154,7 +154,7 @@ class SessionManager:
 
         def pending() -> list[SessionEvent]:
             run = self.runs.get(session_id)
-            return run.pending if run else []
+            return run.log.pending if run else []
 
         stream = replay(self.boxes.bus, session_id,
                         lambda seq: self.store.events(session_id, seq), pending, after,

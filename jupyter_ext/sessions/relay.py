@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from ..core.errors import BoxRunError
+from ..core.eventlog import EventLog
 from ..core.events import EventBus
 from ..core.models import now
 from ..store.sessions import SessionStore
@@ -16,9 +17,6 @@ from .models import Session, SessionEvent, lifecycle
 
 log = logging.getLogger(__name__)
 
-#: Flush stored events once this many are pending, or after this delay (like execs).
-FLUSH_EVENTS = 256
-FLUSH_DELAY = 0.05
 #: Seconds an interpreter has to become ready after a start or restart.
 READY_TIMEOUT = 90.0
 
@@ -26,9 +24,8 @@ READY_TIMEOUT = 90.0
 class SessionRun:
     """Drives one session from start to ``dead``.
 
-    Events are published live at once and stored in batches; ``pending`` holds those not
-    stored yet so a subscriber's replay misses nothing. ``session.status`` follows the
-    interpreter's iopub ``status`` messages.
+    Its events are numbered, published and stored by an :class:`EventLog`;
+    ``session.status`` follows the interpreter's iopub ``status`` messages.
     """
 
     def __init__(self, store: SessionStore, bus: EventBus, session: Session, link: Link,
@@ -37,10 +34,7 @@ class SessionRun:
         self.bus = bus
         self.session = session
         self.link = link
-        self.pending: list[SessionEvent] = []
-        self._seq = seq
-        self._flush_lock = asyncio.Lock()
-        self._flush_timer: asyncio.TimerHandle | None = None
+        self.log: EventLog[SessionEvent] = EventLog(session.id, bus, store.add_events, seq)
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop_reason: str | None = None
         self._dead_reason: str | None = None
@@ -110,33 +104,11 @@ class SessionRun:
             self._dead_reason = report.get("reason")
 
     async def _emit(self, record: dict[str, Any]) -> None:
-        event = SessionEvent.of(self._seq, record)
-        self._seq += 1
-        self.pending.append(event)
-        self.bus.publish(self.session.id, event)
-        if len(self.pending) >= FLUSH_EVENTS:
-            await self.flush()
-        elif self._flush_timer is None:
-            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_later)
-
-    def _flush_later(self) -> None:
-        self._flush_timer = None
-        asyncio.ensure_future(self.flush())
-
-    async def flush(self) -> None:
-        """Store the pending events in one transaction."""
-        async with self._flush_lock:
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
-                self._flush_timer = None
-            batch = list(self.pending)
-            if batch:
-                await self.store.add_events(self.session.id, batch)
-                del self.pending[: len(batch)]
+        await self.log.append(lambda seq: SessionEvent.of(seq, record))
 
     async def _finish(self, reason: str) -> None:
-        await self.flush()
-        await finish(self.store, self.bus, self.session, self._seq, reason)
+        await self.log.flush()
+        await finish(self.store, self.bus, self.session, self.log.seq, reason)
 
 
 async def finish(store: SessionStore, bus: EventBus, session: Session, seq: int, reason: str

@@ -1,0 +1,71 @@
+"""Numbered events published live at once and stored in batches (execs, sessions)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
+
+from .events import EventBus
+
+
+class Numbered(Protocol):
+    """An event with its sequence number."""
+
+    seq: int
+
+
+E = TypeVar("E", bound=Numbered)
+
+#: Store pending events once this many are waiting, or this many bytes, or after a delay.
+FLUSH_EVENTS = 256
+FLUSH_BYTES = 1 << 20
+FLUSH_DELAY = 0.05
+
+
+class EventLog(Generic[E]):
+    """The events of one exec or session.
+
+    Each event gets the next ``seq``, goes to live subscribers at once and into
+    ``pending`` until a batch stores it in one transaction, so a replay (store, then
+    ``pending``, then live) misses nothing and repeats nothing.
+    """
+
+    def __init__(self, key: str, bus: EventBus,
+                 store: Callable[[str, list[E]], Awaitable[None]], seq: int = 0) -> None:
+        self.key = key
+        self.bus = bus
+        self.store = store
+        self.seq = seq
+        self.pending: list[E] = []
+        self._sizes: list[int] = []
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def append(self, make: Callable[[int], E], size: int = 0) -> E:
+        """Number, publish and queue the event ``make(seq)`` (``size`` bytes of data)."""
+        event = make(self.seq)
+        self.seq += 1
+        self.pending.append(event)
+        self._sizes.append(size)
+        self.bus.publish(self.key, event)
+        if len(self.pending) >= FLUSH_EVENTS or sum(self._sizes) >= FLUSH_BYTES:
+            await self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_later)
+        return event
+
+    def _flush_later(self) -> None:
+        self._timer = None
+        asyncio.ensure_future(self.flush())
+
+    async def flush(self) -> None:
+        """Store the pending events in one transaction."""
+        async with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            batch = list(self.pending)
+            if batch:
+                await self.store(self.key, batch)
+                del self.pending[: len(batch)], self._sizes[: len(batch)]
