@@ -130,7 +130,7 @@ class KernelRelay:
                 self.transport.report({"type": "dead", "reason": death_reason(self.proc.returncode)})
                 sys.exit(0)
             self.internal.add(self.send({"channel": "shell", "msg_type": "kernel_info_request"}))
-            for sock, _ in poller.poll(500):
+            for sock, _ in poller.poll(100):
                 msg = self.recv(sock)
                 if msg["parent_msg_id"] in self.internal:
                     heard = heard or sock is self.sockets["iopub"]
