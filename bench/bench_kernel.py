@@ -1,0 +1,155 @@
+"""Benchmark of the BoxRun kernel against a local ipykernel: cell round trips and start-up."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import httpx
+from bench_http import Service, remove_box
+from bench_util import Row, median, percentile, table, timed_ms
+from jupyter_client.blocking.client import BlockingKernelClient
+from jupyter_client.manager import KernelManager
+
+LOCAL = "python3"
+BOXRUN = "boxrun"
+BOX = {"image": "python", "cpu": 1, "memory_mb": 1024}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much each scenario does."""
+
+    cells: int  # trivial-cell round trips per kernel
+    starts: int  # kernel start -> first result samples per kernel
+    boxes: int  # box create samples
+
+
+FULL = Plan(cells=300, starts=5, boxes=5)
+QUICK = Plan(cells=30, starts=2, boxes=2)
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def trivial(kc: BlockingKernelClient) -> None:
+    reply = kc.execute_interactive("1", timeout=60, output_hook=lambda msg: None)
+    if reply["content"]["status"] != "ok":
+        raise RuntimeError(f"cell failed: {reply['content']}")
+
+
+def start_to_first_result(name: str, env: dict[str, str], cwd: str
+                          ) -> tuple[float, KernelManager, BlockingKernelClient]:
+    """Milliseconds from starting kernel ``name`` to a first cell's reply; the kernel."""
+    t0 = time.perf_counter()
+    km = KernelManager(kernel_name=name)
+    km.start_kernel(env=env, cwd=cwd)
+    kc = km.blocking_client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=180)
+    trivial(kc)
+    return (time.perf_counter() - t0) * 1000, km, kc
+
+
+def measure_kernel(name: str, env: dict[str, str], cwd: str, plan: Plan
+                   ) -> tuple[list[float], list[float]]:
+    """Start-up samples, then cell round trips in the last kernel started."""
+    starts: list[float] = []
+    cells: list[float] = []
+    for i in range(plan.starts):
+        ms, km, kc = start_to_first_result(name, env, cwd)
+        starts.append(ms)
+        say(f"{name}: start -> first result {ms:.0f} ms")
+        if i == plan.starts - 1:
+            cell = partial(trivial, kc)
+            timed_ms(cell, 10)  # warm-up
+            cells = timed_ms(cell, plan.cells)
+        kc.stop_channels()
+        km.shutdown_kernel()
+    return starts, cells
+
+
+def box_creates(client: httpx.Client, plan: Plan) -> list[float]:
+    """Milliseconds of ``POST /v1/boxes`` for the kernel's kind of box."""
+    times = []
+    for _ in range(plan.boxes):
+        t0 = time.perf_counter()
+        resp = client.post("/v1/boxes", json=BOX)
+        times.append((time.perf_counter() - t0) * 1000)
+        if resp.status_code != 201:
+            raise RuntimeError(f"box create failed: {resp.status_code} {resp.text[:500]}")
+        remove_box(client, resp.json()["id"])
+    return times
+
+
+def measure(plan: Plan, tmp: Path, images_dir: Path, backend: str,
+            services: list[Service]) -> list[Row]:
+    service = Service.boxrun(tmp / "state", images_dir, secrets.token_hex(8))
+    service.env["BOXRUN_BACKEND"] = backend
+    services.append(service.start())
+    folder = tmp / "notebooks"
+    folder.mkdir()
+    tmp.chmod(0o755)  # box root enters the mounted notebook folder
+    env = {**os.environ, "BOXRUN_SOCKET": str(service.sock)}
+    with service.client(timeout=300) as client:
+        box_creates(client, Plan(0, 0, 1))  # the image's first use unpacks it
+        creates = box_creates(client, plan)
+    say(f"box create median {median(creates):.0f} ms")
+    local_starts, local_cells = measure_kernel(LOCAL, env, str(folder), plan)
+    box_starts, box_cells = measure_kernel(BOXRUN, env, str(folder), plan)
+    local_start, create = median(local_starts), median(creates)
+    return [
+        Row("trivial cell, median", median(box_cells), median(local_cells), "local",
+            2.5 * median(local_cells), unit="ms"),
+        Row("trivial cell, p99", percentile(box_cells, 99), percentile(local_cells, 99),
+            "local", unit="ms"),
+        Row("kernel start -> first result", median(box_starts), local_start, "local",
+            2 * local_start + create, unit="ms"),
+        Row("  of which box create", create, unit="ms"),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few iterations (CI smoke)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--images-dir", type=Path, default=Path(
+        os.environ.get("BOXRUN_IMAGES_DIR", "/var/tmp/boxrun-test-images")))
+    parser.add_argument("--backend", default=os.environ.get("BOXRUN_BACKEND", "namespace"),
+                        help="the server's backend (not auto: its background micro-VM boot "
+                             "probe would compete with the measurements)")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    tmp = Path(tempfile.mkdtemp(prefix="boxrun-bench-kernel-"))
+    services: list[Service] = []
+    started = time.monotonic()
+    try:
+        rows = measure(plan, tmp, args.images_dir, args.backend, services)
+    except (RuntimeError, httpx.HTTPError, OSError) as err:
+        say(f"FAILED: {err}")
+        return 2
+    finally:
+        for service in services:
+            service.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(table(rows))
+    print(f"\nbaseline: a local '{LOCAL}' ipykernel, measured the same way in this run; "
+          f"cells through jupyter_client execute_interactive; the start target is "
+          f"2x local + box create")
+    missed = [r.metric.strip() for r in rows if r.met is False]
+    print(f"{'quick' if args.quick else 'full'} run, {time.monotonic() - started:.0f}s; "
+          + (f"targets missed: {', '.join(missed)}" if missed else "all targets met"))
+    return 1 if missed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

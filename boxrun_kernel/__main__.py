@@ -1,0 +1,3 @@
+from ipykernel.kernelapp import IPKernelApp  # noqa: I001
+from .kernel import BoxRunKernel
+IPKernelApp.launch_instance(kernel_class=BoxRunKernel)

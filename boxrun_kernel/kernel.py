@@ -1,0 +1,281 @@
+"""The BoxRun kernel: a Jupyter kernel whose interpreter runs in a BoxRun box."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Coroutine
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+from ipykernel.kernelbase import Kernel
+from traitlets import Bool, Enum, Float, Integer, Unicode, default
+
+from . import __version__
+from .client import ApiError, BoxRunClient, BoxUnavailable
+from .session import BoxSession, Request
+
+T = TypeVar("T")
+
+#: How long ``kernel_info`` waits for the box before answering with what it knows.
+INFO_WAIT = 30.0
+#: Folders of the box a notebook folder is never mounted over (it goes to /root/work).
+SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/run", "/sbin",
+               "/sys", "/usr")
+
+
+class BoxRunKernel(Kernel):
+    """Relays the Jupyter protocol to an interpreter session in a box of a BoxRun server."""
+
+    implementation = "boxrun"
+    implementation_version = __version__
+    banner = "Python in a BoxRun box"
+    language_info = {"name": "python", "mimetype": "text/x-python", "file_extension": ".py"}
+
+    server_url = Unicode(help="URL of a BoxRun server over TCP (http://:TOKEN@host:port); "
+                              "empty: use socket_path ($BOXRUN_URL)").tag(config=True)
+    socket_path = Unicode(help="Unix socket of the BoxRun server ($BOXRUN_SOCKET, else "
+                               "$BOXRUN_STATE_DIR/boxrun.sock, else ~/.boxrun/boxrun.sock: "
+                               "the Jupyter server's own)").tag(config=True)
+    image = Unicode("python", help="Image of the kernel's box").tag(config=True)
+    cpu = Integer(1, help="CPUs of the kernel's box").tag(config=True)
+    memory_mb = Integer(1024, help="Memory of the kernel's box, in MiB").tag(config=True)
+    network = Bool(False, help="Whether the box may reach the network").tag(config=True)
+    box_name = Unicode("jupyter-{kernel_id}", help="Name of the kernel's box; {kernel_id} is "
+                       "the kernel's id, so a restarted kernel finds its box").tag(config=True)
+    mount = Enum(["ro", "rw", "off"], "ro", help="How the notebook's folder (the kernel's "
+                 "working directory) is mounted in the box, at the same path; the interpreter "
+                 "starts there").tag(config=True)
+    keep_box = Bool(False, help="Keep the box (its files and installed packages) when the "
+                    "kernel shuts down").tag(config=True)
+    boot_wait = Float(INFO_WAIT, help="Seconds kernel_info waits for the box").tag(config=True)
+
+    @default("server_url")
+    def _server_url_default(self) -> str:
+        return os.environ.get("BOXRUN_URL", "")
+
+    @default("socket_path")
+    def _socket_path_default(self) -> str:
+        state = os.environ.get("BOXRUN_STATE_DIR") or os.path.expanduser("~/.boxrun")
+        return os.environ.get("BOXRUN_SOCKET") or os.path.join(state, "boxrun.sock")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for msg_type in ("comm_open", "comm_msg", "comm_close"):
+            self.shell_handlers[msg_type] = self._forward_comm
+        self._client: BoxRunClient | None = None
+        self._boot: asyncio.Task[BoxSession] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._notice = ""
+
+    @property
+    def kernel_info(self) -> dict[str, Any]:
+        # Neither the host's debugger nor subshells reach the box.
+        return {**super().kernel_info, "supported_features": []}
+
+    def start(self) -> None:
+        super().start()
+        self.io_loop.add_callback(self._start_boot)
+
+    # -- the box -------------------------------------------------------------------------
+
+    def _start_boot(self) -> None:
+        if self._boot is None:
+            self._loop = asyncio.get_running_loop()
+            self._client = self._client or BoxRunClient(self.server_url, self.socket_path)
+            self._boot = asyncio.ensure_future(self._open_box(self._client))
+            self._boot.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    async def _session(self) -> BoxSession:
+        """The live session, opening the box first (again, if that failed before)."""
+        self._start_boot()
+        assert self._boot is not None
+        boot = self._boot
+        try:
+            session = await asyncio.shield(boot)
+        except Exception as exc:  # any failure to open the box becomes the cell's error
+            if self._boot is boot:
+                self._boot = None
+            raise BoxUnavailable(f"could not open a box: {exc}") from exc
+        if session.dead:
+            raise BoxUnavailable(session.dead)
+        return session
+
+    async def _open_box(self, client: BoxRunClient) -> BoxSession:
+        started = time.monotonic()
+        box = await self._get_box(client)
+        cwd = next((v["guest_path"] for v in box.get("volumes") or []
+                    if v["host_path"] == os.getcwd()), None)
+        record = await client.start_session(box["id"], cwd)
+        session = BoxSession(client, box, record["id"], self._relay, self._ask_input, self.log)
+        info = await session.request("shell", "kernel_info_request", {}) or {}
+        self.language_info = info.get("language_info") or self.language_info
+        self.banner = (f"{info.get('banner', '')}\nRunning in BoxRun box {box['name']} "
+                       f"({box['image']}).").strip()
+        self.log.info("box %s and its %s session ready in %.1f s", box["name"],
+                      record["kind"], time.monotonic() - started)
+        return session
+
+    async def _get_box(self, client: BoxRunClient) -> dict[str, Any]:
+        """The kernel's box, running: found by name (a restart), else created."""
+        name = self.box_name.format(kernel_id=self._kernel_id())[:63]
+        box = await client.find_box(name)
+        if box is not None:
+            return box if box["status"] == "running" else await client.start_box(box["id"])
+        spec = {"name": name, "image": self.image, "cpu": self.cpu, "memory_mb": self.memory_mb,
+                "network": self.network, "volumes": self._volumes()}
+        try:
+            return await client.create_box(spec)
+        except ApiError as exc:
+            if not spec["volumes"] or exc.code != "RUNTIME_ERROR" or "volume" not in str(exc):
+                raise
+            self._notice = f"The notebook's folder is not mounted in the box: {exc}\n"
+            return await client.create_box({**spec, "volumes": []})
+
+    def _kernel_id(self) -> str:
+        stem = Path(getattr(self.parent, "connection_file", "") or "").stem
+        stem = re.sub(r"[^A-Za-z0-9._-]", "-", stem.removeprefix("kernel-"))
+        return stem or uuid.uuid4().hex[:12]
+
+    def _volumes(self) -> list[dict[str, Any]]:
+        if self.mount == "off":
+            return []
+        cwd = os.getcwd()
+        path = PurePosixPath(cwd)
+        guest = cwd
+        if len(path.parts) <= 2 or any(path.is_relative_to(d) for d in SYSTEM_DIRS):
+            guest = "/root/work"
+        return [{"host_path": cwd, "guest_path": guest, "readonly": self.mount == "ro"}]
+
+    async def _on_main(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the main loop, which owns the HTTP client (control has its own)."""
+        if self._loop is None or asyncio.get_running_loop() is self._loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    # -- relaying ------------------------------------------------------------------------
+
+    def _relay(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any],
+               buffers: list[bytes], parent: dict[str, Any]) -> None:
+        """Re-send an iopub message of the box to the frontend, under its request."""
+        assert self.session is not None
+        self.session.send(self.iopub_socket, msg_type, content, parent=parent,
+                          metadata=metadata, buffers=buffers or None, ident=self._topic(msg_type))
+
+    async def _ask_input(self, content: dict[str, Any], req: Request) -> str:
+        """Ask the frontend for input on the stdin channel; cancellable, unlike ipykernel's
+        blocking ``_input_request``, so an interrupted cell leaves no reader behind."""
+        assert self.session is not None
+        while self.stdin_socket.poll(0):
+            self.stdin_socket.recv_multipart()  # stale replies
+        self.session.send(self.stdin_socket, "input_request", content, req.parent,
+                          ident=req.ident)
+        while True:
+            if self.stdin_socket.poll(0):
+                _, reply = self.session.recv(self.stdin_socket)
+                if reply is not None:
+                    return reply["content"].get("value", "")
+            await asyncio.sleep(0.01)
+
+    async def _forward(self, msg_type: str, parent: dict[str, Any], ident: list[bytes] | None
+                       = None, reply: bool = True) -> dict[str, Any]:
+        """Send the frontend's request to the box; the box's reply content, or an error."""
+        async def ask() -> dict[str, Any]:
+            session = await self._session()
+            return await session.request("shell", msg_type, parent["content"], parent, ident,
+                                         reply) or {}
+        try:
+            return await self._on_main(ask())
+        except BoxUnavailable as exc:
+            return {"status": "error", "ename": "BoxUnavailable", "evalue": str(exc),
+                    "traceback": [f"\x1b[0;31mBoxUnavailable\x1b[0m: {exc}"]}
+
+    def _publish_execute_input(self, code: str, parent: Any, execution_count: int) -> None:
+        """Left to the box's interpreter, which knows the execution count."""
+
+    # -- handlers ------------------------------------------------------------------------
+
+    async def do_execute(self, code: str, silent: bool, store_history: bool = True,
+                         user_expressions: dict[str, Any] | None = None,
+                         allow_stdin: bool = False, **kwargs: Any) -> dict[str, Any]:
+        if self._notice:
+            self.send_response(self.iopub_socket, "stream",
+                               {"name": "stderr", "text": self._notice})
+            self._notice = ""
+        ident = self._get_shell_context_var(self._shell_parent_ident)
+        reply = await self._forward("execute_request", self.get_parent("shell"), ident)
+        if reply.get("ename") == "BoxUnavailable":
+            self.send_response(self.iopub_socket, "error",
+                               {k: reply[k] for k in ("ename", "evalue", "traceback")},
+                               ident=self._topic("error"))
+        self.execution_count = reply.setdefault("execution_count", self.execution_count)
+        return reply
+
+    async def do_complete(self, code: str, cursor_pos: int) -> dict[str, Any]:
+        return await self._forward("complete_request", self.get_parent())
+
+    async def do_inspect(self, code: str, cursor_pos: int, detail_level: int = 0,
+                         omit_sections: Any = ()) -> dict[str, Any]:
+        return await self._forward("inspect_request", self.get_parent())
+
+    async def do_is_complete(self, code: str) -> dict[str, Any]:
+        return await self._forward("is_complete_request", self.get_parent())
+
+    async def do_history(self, hist_access_type: str, output: bool, raw: bool,
+                         **kwargs: Any) -> dict[str, Any]:
+        return await self._forward("history_request", self.get_parent())
+
+    async def comm_info_request(self, stream: Any, ident: list[bytes],
+                                parent: dict[str, Any]) -> None:
+        content = await self._forward("comm_info_request", parent)
+        self.session.send(stream, "comm_info_reply", content, parent, ident)  # type: ignore[union-attr]
+
+    async def _forward_comm(self, stream: Any, ident: list[bytes],
+                            parent: dict[str, Any]) -> None:
+        reply = await self._forward(parent["header"]["msg_type"], parent, reply=False)
+        if reply.get("status") == "error":
+            self.log.warning("%s not delivered: %s", parent["header"]["msg_type"],
+                             reply["evalue"])
+
+    async def kernel_info_request(self, stream: Any, ident: list[bytes],
+                                  parent: dict[str, Any]) -> None:
+        """Answer once the box's interpreter says its language (or after ``boot_wait``)."""
+        with contextlib.suppress(BoxUnavailable, asyncio.TimeoutError):
+            await asyncio.wait_for(self._on_main(self._session()), self.boot_wait)
+        await super().kernel_info_request(stream, ident, parent)
+
+    async def interrupt_request(self, stream: Any, ident: list[bytes],
+                                parent: dict[str, Any]) -> None:
+        """Interrupt the box's interpreter (never this process)."""
+        async def interrupt() -> None:
+            if self._boot is not None:  # else nothing runs (and no box need be opened)
+                session = await self._session()
+                await session.client.interrupt(session.box["id"], session.sid)
+        content: dict[str, Any] = {"status": "ok"}
+        try:
+            await self._on_main(interrupt())
+        except BoxUnavailable as exc:
+            content = {"status": "error", "ename": "BoxUnavailable", "evalue": str(exc),
+                       "traceback": []}
+        self.session.send(stream, "interrupt_reply", content, parent, ident=ident)  # type: ignore[union-attr]
+
+    async def do_shutdown(self, restart: bool) -> dict[str, Any]:
+        await self._on_main(self._close(remove=not (restart or self.keep_box)))
+        return {"status": "ok", "restart": restart}
+
+    async def _close(self, remove: bool) -> None:
+        """End the session and, if ``remove``, the box; a restart finds the box again."""
+        boot, self._boot = self._boot, None
+        if boot is not None:
+            boot.cancel()  # a box still being opened: jupyter_client will not wait for it
+            with contextlib.suppress(BoxUnavailable, asyncio.CancelledError):
+                session = await boot
+                await session.close()
+                if remove:
+                    await session.client.remove_box(session.box["id"])
+        if self._client is not None:
+            await self._client.aclose()

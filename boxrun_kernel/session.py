@@ -1,0 +1,204 @@
+"""One interpreter session in a box: requests out, the session's event stream back in."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import ApiError, BoxRunClient, BoxUnavailable
+
+#: How long a stream may stay silent: the server sends keep-alives every 15 s.
+IDLE_TIMEOUT = 45.0
+#: Reconnections of a broken event stream before the session counts as lost.
+RECONNECTS = 3
+#: How many request parents to remember for late output (threads, widgets).
+PARENTS = 512
+#: After a reply, how long to wait for the interpreter's ``idle`` (its last output).
+IDLE_AFTER_REPLY = 5.0
+#: Error codes meaning the session cannot take messages any more.
+LOST = {"SESSION_DEAD", "SESSION_NOT_FOUND", "BOX_NOT_RUNNING", "BOX_NOT_FOUND"}
+
+Relay = Callable[[str, dict[str, Any], dict[str, Any], list[bytes], dict[str, Any]], None]
+AskInput = Callable[[dict[str, Any], "Request"], Awaitable[str]]
+
+
+@dataclass
+class Request:
+    """A frontend request forwarded to the box, and the futures its answers resolve."""
+
+    parent: dict[str, Any]
+    ident: list[bytes]
+    reply: asyncio.Future[dict[str, Any]] = field(default_factory=asyncio.Future)
+    idle: asyncio.Future[None] = field(default_factory=asyncio.Future)
+
+
+class BoxSession:
+    """Talks to session ``sid`` of ``box``; ``relay`` re-sends iopub messages to the frontend."""
+
+    def __init__(self, client: BoxRunClient, box: dict[str, Any], sid: str, relay: Relay,
+                 ask_input: AskInput, log: logging.Logger) -> None:
+        self.client, self.box, self.sid = client, box, sid
+        self.relay, self.ask_input, self.log = relay, ask_input, log
+        self.dead: str | None = None
+        self.sends_status = False
+        self.pending: dict[str, Request] = {}
+        self.parents: OrderedDict[str, Request] = OrderedDict()
+        self.last: Request | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._send_lock = asyncio.Lock()
+        self._pump = asyncio.create_task(self._read_events())
+
+    async def request(self, channel: str, msg_type: str, content: dict[str, Any],
+                      parent: dict[str, Any] | None = None, ident: list[bytes] | None = None,
+                      reply: bool = True) -> dict[str, Any] | None:
+        """Send a message for ``parent`` (the frontend's, or a new one); its reply content."""
+        msg_id = parent["header"]["msg_id"] if parent else uuid.uuid4().hex
+        req = Request(parent or {"header": {"msg_id": msg_id}}, ident or [])
+        if self.dead:
+            raise BoxUnavailable(self.dead)
+        self.pending[msg_id] = self.parents[msg_id] = self.last = req
+        while len(self.parents) > PARENTS:
+            self.parents.popitem(last=False)
+        buffers = [base64.b64encode(b).decode() for b in req.parent.get("buffers") or []]
+        message = {"channel": channel, "msg_type": msg_type, "content": content,
+                   "metadata": req.parent.get("metadata", {}), "msg_id": msg_id,
+                   "buffers": buffers}
+        try:
+            await self._send(message)
+            answer = await req.reply if reply else None
+            if self.sends_status:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(req.idle), IDLE_AFTER_REPLY)
+            return answer
+        except ApiError as exc:
+            if exc.code not in LOST:
+                raise BoxUnavailable(f"the server refused {msg_type}: {exc}") from exc
+            raise BoxUnavailable(await self._lost(str(exc))) from exc
+        finally:
+            self.pending.pop(msg_id, None)
+
+    async def _read_events(self) -> None:
+        """Dispatch events until the session dies, reconnecting a broken stream."""
+        last_id: str | None = None
+        failures = 0
+        try:
+            while not self.dead:
+                try:
+                    async for event, data, event_id in self.client.events(
+                            self.box["id"], self.sid, last_id, IDLE_TIMEOUT):
+                        last_id, failures = event_id or last_id, 0
+                        self._dispatch(event, data)
+                    problem = "the session's event stream ended"
+                except ApiError as exc:
+                    await self._lost(str(exc))
+                    return
+                except BoxUnavailable as exc:
+                    problem = str(exc)
+                failures += 1
+                if failures > RECONNECTS:
+                    await self._lost(problem)
+                    return
+                await asyncio.sleep(0.2 * failures)
+        except Exception as exc:  # a bug here must not leave cells waiting forever
+            self.log.exception("reading the session's events failed")
+            self._die(f"reading the box's events failed: {exc!r}")
+
+    def _dispatch(self, event: str, data: dict[str, Any]) -> None:
+        msg_type, content = data.get("msg_type", ""), data.get("content") or {}
+        if event == "session":
+            if msg_type == "dead":
+                self._die(describe_death(self.box, content))
+            return
+        req = self.parents.get(data.get("parent_msg_id") or "")
+        channel = data.get("channel", event)
+        if channel == "iopub" and msg_type == "status":
+            self.sends_status = True
+            if req is not None and content.get("execution_state") == "idle":
+                _resolve(req.idle, None)
+        elif channel == "iopub":
+            buffers = [base64.b64decode(b) for b in data.get("buffers") or []]
+            parent = req or self.last
+            self.relay(msg_type, content, data.get("metadata") or {}, buffers,
+                       parent.parent if parent else {})
+        elif channel == "stdin" and msg_type == "input_request" and req is not None:
+            self._spawn(self._answer_input(content, req))
+        elif req is not None and msg_type.endswith("_reply"):
+            _resolve(req.reply, content)
+
+    async def _answer_input(self, content: dict[str, Any], req: Request) -> None:
+        answer = asyncio.ensure_future(self.ask_input(content, req))
+        # A cell that ends (interrupted, failed) no longer waits for its input.
+        await asyncio.wait([answer, req.idle, req.reply], return_when=asyncio.FIRST_COMPLETED)
+        if not answer.done():
+            answer.cancel()
+            return
+        message = {"channel": "stdin", "msg_type": "input_reply",
+                   "content": {"status": "ok", "value": answer.result()}}
+        with contextlib.suppress(BoxUnavailable):
+            await self._send(message)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        """Post a message; one at a time, so the box gets them in the frontend's order
+        (comm messages are handled while a cell runs, and requests may race)."""
+        async with self._send_lock:
+            await self.client.send(self.box["id"], self.sid, message)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _lost(self, fallback: str) -> str:
+        """Find out (and remember) why the session no longer answers."""
+        try:
+            box = await self.client.find_box(self.box["id"])
+            session = await self.client.session(self.box["id"], self.sid) if box else {}
+        except BoxUnavailable as exc:
+            box, session = self.box, {"error_message": str(exc)}
+        if box is None:
+            reason = f"box {self.box['name']} was removed"
+        elif session.get("status") == "dead" or box.get("status") != "running":
+            reason = describe_death({**self.box, **box}, session)
+        else:
+            reason = fallback
+        self._die(reason)
+        return self.dead or reason
+
+    def _die(self, reason: str) -> None:
+        if self.dead:
+            return
+        self.dead = f"{reason}. Restart the kernel to get a working box."
+        for req in self.pending.values():
+            if not req.reply.done():
+                req.reply.set_exception(BoxUnavailable(self.dead))
+            _resolve(req.idle, None)
+
+    async def close(self) -> None:
+        """Stop reading events and end the session in the box."""
+        self._pump.cancel()
+        for task in self._tasks:
+            task.cancel()
+        if not self.dead:
+            self.dead = "the kernel is shutting down"
+            with contextlib.suppress(BoxUnavailable):
+                await self.client.close_session(self.box["id"], self.sid)
+
+
+def describe_death(box: dict[str, Any], session: dict[str, Any]) -> str:
+    """Why the interpreter of ``session`` in ``box`` is gone, in words."""
+    why = session.get("error_message") or "its process ended"
+    if box.get("status") not in (None, "running"):
+        return f"box {box['name']} is {box['status']}: the interpreter in it died ({why})"
+    return f"the interpreter in box {box['name']} died ({why})"
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)

@@ -1,0 +1,79 @@
+"""HTML pieces of the widgets (badges, sparklines, tables) and their plain-text fallback."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+#: Badge colours by box (or exec, session) status.
+COLOURS = {"running": "#2e7d32", "succeeded": "#2e7d32", "idle": "#2e7d32",
+           "busy": "#1565c0", "creating": "#1565c0", "starting": "#1565c0",
+           "stopped": "#757575", "canceled": "#757575", "removed": "#757575",
+           "failed": "#c62828", "dead": "#c62828"}
+ISOLATION = {"vm": "micro-VM (hardware virtualisation)",
+             "namespace": "namespace sandbox (shared kernel)"}
+
+
+def badge(status: str) -> str:
+    """A coloured pill saying ``status``."""
+    colour = COLOURS.get(status, "#ef6c00")
+    return (f'<span style="background:{colour};color:white;border-radius:8px;'
+            f'padding:1px 8px;font-size:90%">{html.escape(status)}</span>')
+
+
+def isolation(info: dict[str, Any]) -> str:
+    """The server's isolation level in words, from ``/v1/info``."""
+    level = info.get("isolation") or "unknown"
+    return f"{ISOLATION.get(level, level)}, {info.get('backend', '?')} backend"
+
+
+def mib(n_bytes: float | None) -> str:
+    return "-" if n_bytes is None else f"{n_bytes / 2**20:.0f} MiB"
+
+
+def sparkline(values: Sequence[float], top: float, width: int = 120, height: int = 24) -> str:
+    """A tiny inline SVG of ``values`` (oldest first) on a scale of 0..``top``."""
+    if len(values) < 2:
+        return f'<svg width="{width}" height="{height}"></svg>'
+    step = width / (len(values) - 1)
+    points = " ".join(f"{i * step:.1f},{height - min(v / (top or 1), 1) * (height - 2) - 1:.1f}"
+                      for i, v in enumerate(values))
+    return (f'<svg width="{width}" height="{height}" style="background:#f5f5f5">'
+            f'<polyline fill="none" stroke="#1565c0" stroke-width="1.5" points="{points}"/></svg>')
+
+
+def table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A small HTML table; a cell already holding markup starts with ``<``."""
+    def cell(value: Any, tag: str) -> str:
+        text = str(value if value is not None else "-")
+        return f"<{tag} style='padding:0 8px;text-align:left'>" \
+               f"{text if text.startswith('<') else html.escape(text)}</{tag}>"
+    lines = ["<tr>" + "".join(cell(h, "th") for h in head) + "</tr>"]
+    lines += ["<tr>" + "".join(cell(v, "td") for v in row) + "</tr>" for row in rows]
+    return "<table style='font-size:90%'>" + "".join(lines) + "</table>"
+
+
+def text_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """The same rows as aligned plain text (``%boxrun ls``, consoles, nbconvert)."""
+    body = [[str(v if v is not None else "-") for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in [list(head), *body]) for i in range(len(head))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
+                     for r in [list(head), *body])
+
+
+class TextSummary:
+    """Mixin: a widget whose ``text/plain`` is :meth:`summary`, for frontends without
+    widgets (nbconvert, a terminal console)."""
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
+        if bundle is not None:
+            bundle["text/plain"] = self.summary()
+        return bundle
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.summary())
