@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -87,3 +88,52 @@ async def test_metrics_of_a_stopped_box_fail(
     await backend.stop(handle)
     with pytest.raises(Exception, match="not running"):
         await asyncio.wait_for(backend.metrics(handle), 5)
+
+
+def _loop_files() -> str:
+    return " ".join(path.read_text() for path in Path("/sys/block").glob("loop*/loop/backing_file"))
+
+
+async def test_disk_size_bounds_the_writable_layer(
+    backend: NamespaceBackend, spec: Callable[..., BoxSpec],
+    boot: Callable[[BoxSpec], Awaitable[str]], run: Callable[..., Awaitable[Result]],
+) -> None:
+    if backend._disk_problem:
+        assert any(s.startswith("disk_size_gb is not enforced") for s in backend.limitations)
+        pytest.skip(backend._disk_problem)
+    assert not any("disk_size_gb" in s for s in backend.limitations)
+    box = spec(disk_size_gb=1)
+    handle = await boot(box)
+    box_dir = backend.boxes_dir / handle
+    free = shutil.disk_usage(backend.boxes_dir).free
+    code, _, err = await run(handle, "dd", "if=/dev/zero", "of=/root/big", "bs=1M", "count=2048")
+    assert code != 0 and b"No space left on device" in err
+    assert (box_dir / "disk.img").stat().st_blocks * 512 <= 1 << 30  # the host is unaffected
+    assert free - shutil.disk_usage(backend.boxes_dir).free < 5 << 29
+    assert (await run(handle, "sh", "-c", "rm /root/big && echo kept > /root/f"))[0] == 0
+    await backend.stop(handle)
+    await backend.start(handle, box)
+    assert (await run(handle, "cat", "/root/f"))[1] == b"kept\n"
+    assert str(box_dir) not in Path("/proc/self/mountinfo").read_text()  # box's own mount ns
+    await backend.remove(handle)
+    assert not box_dir.exists() and str(box_dir) not in Path("/proc/self/mountinfo").read_text()
+    for _ in range(100):  # the loop device is freed with the box's mount namespace
+        if str(box_dir) not in _loop_files():
+            break
+        await asyncio.sleep(0.05)
+    assert str(box_dir) not in _loop_files()
+
+
+async def test_box_without_disk_image_keeps_its_upper_dir(
+    backend: NamespaceBackend, spec: Callable[..., BoxSpec],
+    run: Callable[..., Awaitable[Result]],
+) -> None:
+    box = spec()
+    handle = await backend.create(box)
+    box_dir = backend.boxes_dir / handle
+    (box_dir / "disk.img").unlink(missing_ok=True)  # as made before disk images
+    if (box_dir / "disk").exists():
+        (box_dir / "disk").rmdir()
+    await backend.start(handle, box)
+    assert (await run(handle, "sh", "-c", "echo hi > /root/f"))[0] == 0
+    assert any((box_dir / "upper").rglob("f"))

@@ -48,7 +48,10 @@ class NamespaceBackend(Backend):
     it is the server's user itself (see :attr:`limitations`). Boxes die with the
     server process, and a box cannot reach a host path its root may not traverse.
     ``cpu`` and ``memory_mb`` are enforced as :func:`.cgroups.detect` finds possible;
-    ``disk_size_gb`` is not (the writable layer shares the state dir's filesystem).
+    ``disk_size_gb`` when the server may loop-mount: the writable layer is then in
+    ``<box>/disk.img``, a sparse ext4 image mounted on ``<box>/disk`` in the box's own
+    mount namespace only, so it is unmounted when the box's last process exits
+    (boxes made without one keep their plain ``upper`` and ``work``).
     """
 
     name: ClassVar[str] = "namespace"
@@ -61,7 +64,9 @@ class NamespaceBackend(Backend):
         self.userns = userns or detect()
         self._limits = cgroups.detect()
         self.limits = self._limits.mode
-        self.limitations = [*self.userns.limitations, *_limitations(self.limits)]
+        self._disk_problem = _disk_problem()
+        self.limitations = [*self.userns.limitations,
+                            *_limitations(self.limits, self._disk_problem)]
         self._running: dict[str, Sandbox] = {}
 
     async def open(self) -> None:
@@ -99,7 +104,38 @@ class NamespaceBackend(Backend):
         command = [*self.userns.admin(), "/bin/sh", "-c", commands.CREATE_SCRIPT, "create",
                    str(self._box_dir(handle))]
         await run_checked(command, "creating the box disk")
+        if self._disk_problem is None:
+            await self._make_disk(self._box_dir(handle), spec.disk_size_gb)
         return handle
+
+    async def _make_disk(self, box_dir: Path, size_gb: int) -> None:
+        """A sparse ext4 image of ``size_gb`` whose root is box root's (journal and
+        inode tables left unwritten, so it takes milliseconds and little host disk)."""
+        image = box_dir / "disk.img"
+        uid = self.userns.uid if self.userns.uid is not None else os.geteuid()
+        gid = self.userns.gid if self.userns.gid is not None else os.getegid()
+        fd = os.open(image, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, size_gb << 30)
+        finally:
+            os.close(fd)
+        (box_dir / "disk").mkdir()
+        options = f"root_owner={uid}:{gid},nodiscard,lazy_itable_init=1,lazy_journal_init=1"
+        await run_checked(["mkfs.ext4", "-q", "-F", "-E", options, str(image)],
+                          "formatting the box disk")
+
+    def _disk_prefix(self, box_dir: Path) -> tuple[list[str], str]:
+        """Prefix that mounts the box's disk image (if it has one) in a new mount
+        namespace, and the folder, relative to ``boxes/``, of ``upper`` and ``work``."""
+        if not (box_dir / "disk.img").exists():
+            return [], box_dir.name
+        uid = self.userns.uid if self.userns.uid is not None else os.geteuid()
+        gid = self.userns.gid if self.userns.gid is not None else os.getegid()
+        disk = f"{box_dir.name}/disk"
+        prefix = ["unshare", "--mount", "--propagation=private", "--", "/bin/sh", "-c",
+                  commands.DISK_SCRIPT, "disk", f"{box_dir.name}/disk.img", disk,
+                  f"{uid}:{gid}"]
+        return prefix, disk
 
     async def start(self, handle: str, spec: BoxSpec) -> None:
         """Mount the box's disk and boot its sandbox; returns when it is ready."""
@@ -111,15 +147,16 @@ class NamespaceBackend(Backend):
         for volume in spec.volumes:
             self._check_volume(volume.host_path)
         rootfs = await self._rootfs(spec)
+        disk, layer = self._disk_prefix(box_dir)
         self._limits.setup(handle, spec)
         read_fd, info_fd = os.pipe()
         try:
             # Paths relative to boxes/ (0711): box root never walks the state dir (0700).
             command = commands.start_command(
-                self.userns, box_dir.name, str(rootfs.relative_to(self.boxes_dir)),
+                self.userns, layer, str(rootfs.relative_to(self.boxes_dir)),
                 spec, info_fd)
             proc = await asyncio.create_subprocess_exec(
-                *self._limits.wrap(handle), *command, cwd=self.boxes_dir,
+                *self._limits.wrap(handle), *disk, *command, cwd=self.boxes_dir,
                 pass_fds=(info_fd,), start_new_session=True, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         except BaseException:
@@ -296,7 +333,26 @@ class NamespaceBackend(Backend):
             errors.cancel()
 
 
-def _limitations(limits: str) -> list[str]:
+def _disk_problem() -> str | None:
+    """Why box disks cannot be loop-mounted ext4 images here; None if they can."""
+    if os.geteuid() != 0:
+        return "the server is not root, which loop-mounting a box's disk image needs"
+    missing = [tool for tool in ("mkfs.ext4", "mount", "umount") if shutil.which(tool) is None]
+    if missing:
+        return f"missing host tools {', '.join(missing)} (package e2fsprogs)"
+    if not os.path.exists("/dev/loop-control"):
+        return "the host has no loop devices (/dev/loop-control)"
+    try:
+        caps = int(next(line.split()[1] for line in Path("/proc/self/status").read_text()
+                        .splitlines() if line.startswith("CapEff:")), 16)
+    except (OSError, StopIteration, ValueError):
+        caps = 0
+    if not caps & (1 << 21):  # CAP_SYS_ADMIN
+        return "the server lacks CAP_SYS_ADMIN, which loop-mounting a box's disk image needs"
+    return None
+
+
+def _limitations(limits: str, disk_problem: str | None = None) -> list[str]:
     """What the limits mode and the writable layer leave unenforced, in words."""
     weaker = {
         "rlimits": "no cgroups the server may create: memory_mb bounds each process's"
@@ -304,5 +360,6 @@ def _limitations(limits: str) -> list[str]:
                    " enforced",
         "none": "cpu and memory_mb are not enforced (BOXRUN_LIMITS=none)",
     }
-    disk = "disk_size_gb is not enforced: a box's writable layer shares the state dir's disk"
-    return [weaker[limits], disk] if limits in weaker else [disk]
+    disk = [f"disk_size_gb is not enforced: {disk_problem}; a box's writable layer shares"
+            " the state dir's disk"] if disk_problem else []
+    return [weaker[limits], *disk] if limits in weaker else disk

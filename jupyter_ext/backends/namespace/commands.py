@@ -23,6 +23,16 @@ if [ -r /etc/resolv.conf ]; then exec 6</etc/resolv.conf; else exec 6</dev/null;
 exec "$@"
 """
 
+#: Runs as host root in the box's own new mount namespace, in ``boxes/``: mounts the
+#: box's disk image (``$1``) on ``$2``, makes its ``upper`` and ``work`` box root's
+#: (``$3``, ``uid:gid``) on first use, then runs the rest. The mount dies with the box.
+DISK_SCRIPT = """set -e
+mount -o loop,nosuid,nodev,discard,noinit_itable "$1" "$2"
+if [ ! -d "$2/upper" ]; then mkdir "$2/upper" "$2/work"; chown "$3" "$2/upper" "$2/work"; fi
+shift 3
+exec "$@"
+"""
+
 #: The box's first process (from the image): closes the descriptors bwrap used, sets
 #: the hostname files, makes the working directory, reports ready and sleeps.
 INIT_SCRIPT = """exec 6<&-
