@@ -17,6 +17,7 @@ from traitlets import Bool, Enum, Float, Integer, Unicode, default
 
 from . import __version__
 from .client import ApiError, BoxRunClient, BoxUnavailable
+from .magics.usage import CellMeter, usage_reply
 from .session import BoxSession, Request
 
 T = TypeVar("T")
@@ -53,6 +54,8 @@ class BoxRunKernel(Kernel):
     keep_box = Bool(False, help="Keep the box (its files and installed packages) when the "
                     "kernel shuts down").tag(config=True)
     boot_wait = Float(INFO_WAIT, help="Seconds kernel_info waits for the box").tag(config=True)
+    cell_usage = Bool(True, help="Record each cell's wall time and the box's peak memory and "
+                      "cpu time in its execute_reply metadata (boxrun_usage)").tag(config=True)
 
     @default("server_url")
     def _server_url_default(self) -> str:
@@ -71,6 +74,7 @@ class BoxRunKernel(Kernel):
         self._boot: asyncio.Task[BoxSession] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._notice = ""
+        self._cell_usage: dict[str, Any] | None = None
 
     @property
     def kernel_info(self) -> dict[str, Any]:
@@ -207,13 +211,41 @@ class BoxRunKernel(Kernel):
                                {"name": "stderr", "text": self._notice})
             self._notice = ""
         ident = self._get_shell_context_var(self._shell_parent_ident)
+        meter = await self._on_main(self._meter()) if self.cell_usage and not silent else None
         reply = await self._forward("execute_request", self.get_parent("shell"), ident)
+        self._cell_usage = await self._on_main(meter.stop()) if meter else None
         if reply.get("ename") == "BoxUnavailable":
             self.send_response(self.iopub_socket, "error",
                                {k: reply[k] for k in ("ename", "evalue", "traceback")},
                                ident=self._topic("error"))
         self.execution_count = reply.setdefault("execution_count", self.execution_count)
         return reply
+
+    async def _meter(self) -> CellMeter | None:
+        """A meter of the box during a cell, if the box is there."""
+        with contextlib.suppress(BoxUnavailable):
+            session = await self._session()
+            return CellMeter(session.client, session.box["id"])
+        return None
+
+    def finish_metadata(self, parent: dict[str, Any], metadata: dict[str, Any],
+                        reply_content: dict[str, Any]) -> dict[str, Any]:
+        metadata = super().finish_metadata(parent, metadata, reply_content)
+        if self._cell_usage is not None:
+            metadata["boxrun_usage"] = self._cell_usage
+        return metadata
+
+    async def usage_request(self, stream: Any, ident: list[bytes],
+                            parent: dict[str, Any]) -> None:
+        """jupyter-resource-usage's Kernel Usage: the box's cpu and memory, not this process's."""
+        async def usage() -> dict[str, Any]:
+            session = await self._session()
+            return await usage_reply(session.client, session.box)
+        try:
+            content = await self._on_main(usage())
+        except BoxUnavailable as exc:
+            content = {"status": "error", "ename": "BoxUnavailable", "evalue": str(exc)}
+        self.session.send(stream, "usage_reply", content, parent, ident)  # type: ignore[union-attr]
 
     async def do_complete(self, code: str, cursor_pos: int) -> dict[str, Any]:
         return await self._forward("complete_request", self.get_parent())

@@ -31,6 +31,10 @@ class LiveBoxes(TextSummary, w.VBox):
         self.text_error = ""
         self.header, self.table, self.error = w.HTML(), w.VBox(), w.HTML()
         super().__init__([self.header, self.table, *self.extra(), self.error])
+        try:  # loaded before it is shown, so its text summary says something
+            runner().run(self.reload())
+        except BoxUnavailable as exc:
+            self.report(explain(exc))
         self.watcher = Watcher(self._lifecycle, self._metrics, self.report, self.reload, INTERVAL)
         self.comm.on_close(lambda _msg: self.watcher.stop())  # the frontend closed it
 

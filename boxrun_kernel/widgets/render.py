@@ -58,7 +58,7 @@ def text_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """The same rows as aligned plain text (``%boxrun ls``, consoles, nbconvert)."""
     body = [[str(v if v is not None else "-") for v in row] for row in rows]
     widths = [max(len(r[i]) for r in [list(head), *body]) for i in range(len(head))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
                      for r in [list(head), *body])
 
 

@@ -98,6 +98,12 @@ class BoxRow(w.VBox):
         self.memory.description = mib(used)
         self.spark.value = sparkline(list(self.cpu_history), cores * 100)
 
+    def close(self) -> None:
+        line = self.children[0]
+        for widget in (*line.children, *self.confirm.children, line, self.confirm):
+            widget.close()
+        super().close()
+
     def summary(self) -> str:
         box, sample = self.box, self.sample
         live = (f"  cpu {sample.get('cpu_percent') or 0:.0f}%  memory "
