@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from bench_http import Service, create_box
 from bench_server import cleanup, say
 from bench_util import Row, table

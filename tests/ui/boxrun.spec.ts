@@ -31,8 +31,14 @@ async function openLab(page: Page): Promise<void> {
   await page.goto(`${url}lab?token=${token}`);
   await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 60_000 });
   await expect(page.locator('.jp-SideBar li[data-id="boxrun-panel"]')).toBeVisible();
-  // The panel's own command (a click on the tab would toggle a restored panel closed).
-  await page.evaluate(() => (window as any).jupyterapp.commands.execute('boxrun:open-panel'));
+  // The panel's own command (a click on the tab would toggle a restored panel closed),
+  // once the layout is restored (the restorer would otherwise bring back another panel).
+  await page.evaluate(async () => {
+    const app = (window as any).jupyterapp;
+    await app.restored;
+    await app.commands.execute('boxrun:open-panel');
+  });
+  await expect(page.locator('#boxrun-panel')).toBeVisible();
   await expect(page.locator('#boxrun-panel .jp-BoxRun-title')).toHaveText('BoxRun');
 }
 
@@ -251,16 +257,13 @@ test('the panel follows the dark theme', async ({ page }) => {
 
 test('the command palette has the BoxRun actions', async ({ page }) => {
   await openLab(page);
-  await page.locator('#boxrun-panel .jp-BoxRun-title').click();
+  await page.evaluate(() =>
+    (window as any).jupyterapp.commands.execute('apputils:activate-command-palette')
+  );
   const palette = page.locator('.jp-ModalCommandPalette');
-  // The shortcut is lost while the page still moves focus around: press until it opens.
-  await expect(async () => {
-    if (!(await palette.isVisible())) {
-      await page.keyboard.press('Control+Shift+C');
-    }
-    await expect(palette).toBeVisible({ timeout: 2000 });
-  }).toPass({ timeout: 30000 });
-  await page.keyboard.type('BoxRun');
+  await expect(palette).toBeVisible();
+  const search = palette.locator('input');
+  await search.fill('BoxRun');
   for (const label of [
     'Create a BoxRun Box…',
     'Start a BoxRun Box…',
@@ -271,10 +274,10 @@ test('the command palette has the BoxRun actions', async ({ page }) => {
   ]) {
     await expect(palette.locator('.lm-CommandPalette-item', { hasText: label })).toHaveCount(1);
   }
-  // Narrow the list to one item and run it from the keyboard: the palette re-renders
-  // its items as the search settles, so a click on one can land on a detached node.
-  await page.keyboard.type(' create');
+  // Narrow to one item and run it with Enter: the palette re-renders its items as the
+  // search settles, so a click could land on a detached node.
+  await search.fill('Create a BoxRun Box');
   await expect(palette.locator('.lm-CommandPalette-item')).toHaveCount(1);
-  await page.keyboard.press('Enter');
+  await search.press('Enter');
   await expect(page.locator('#boxrun-panel form.jp-BoxRun-create')).toBeVisible();
 });
