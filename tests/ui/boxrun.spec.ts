@@ -257,27 +257,42 @@ test('the panel follows the dark theme', async ({ page }) => {
 
 test('the command palette has the BoxRun actions', async ({ page }) => {
   await openLab(page);
-  await page.evaluate(() =>
-    (window as any).jupyterapp.commands.execute('apputils:activate-command-palette')
-  );
   const palette = page.locator('.jp-ModalCommandPalette');
-  await expect(palette).toBeVisible();
   const search = palette.locator('input');
-  await search.fill('BoxRun');
-  for (const label of [
-    'Create a BoxRun Box…',
-    'Start a BoxRun Box…',
-    'Stop a BoxRun Box…',
-    'Remove a BoxRun Box…',
-    'Open a Terminal in a BoxRun Box…',
-    'Show the BoxRun Panel'
-  ]) {
-    await expect(palette.locator('.lm-CommandPalette-item', { hasText: label })).toHaveCount(1);
-  }
+  // A notebook restored late takes the focus, and the modal palette closes on blur:
+  // (re)open it until the search sticks.
+  const searchFor = async (text: string) => {
+    if (!(await palette.isVisible())) {
+      await page.evaluate(() =>
+        (window as any).jupyterapp.commands.execute('apputils:activate-command-palette')
+      );
+    }
+    await search.fill(text, { timeout: 2000 });
+  };
+  await expect(async () => {
+    await searchFor('BoxRun');
+    for (const label of [
+      'Create a BoxRun Box…',
+      'Start a BoxRun Box…',
+      'Stop a BoxRun Box…',
+      'Remove a BoxRun Box…',
+      'Open a Terminal in a BoxRun Box…',
+      'Show the BoxRun Panel'
+    ]) {
+      await expect(palette.locator('.lm-CommandPalette-item', { hasText: label })).toHaveCount(
+        1,
+        { timeout: 2000 }
+      );
+    }
+  }).toPass({ timeout: 40_000 });
   // Narrow to one item and run it with Enter: the palette re-renders its items as the
   // search settles, so a click could land on a detached node.
-  await search.fill('Create a BoxRun Box');
-  await expect(palette.locator('.lm-CommandPalette-item')).toHaveCount(1);
-  await search.press('Enter');
-  await expect(page.locator('#boxrun-panel form.jp-BoxRun-create')).toBeVisible();
+  await expect(async () => {
+    await searchFor('Create a BoxRun Box');
+    await expect(palette.locator('.lm-CommandPalette-item')).toHaveCount(1, { timeout: 2000 });
+    await search.press('Enter', { timeout: 2000 });
+    await expect(page.locator('#boxrun-panel form.jp-BoxRun-create')).toBeVisible({
+      timeout: 2000
+    });
+  }).toPass({ timeout: 40_000 });
 });
