@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 from bench_http import Service, remove_box
-from bench_util import Row, median, percentile, table, timed_ms
+from bench_util import Row, median, percentile, report, timed_ms
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
@@ -141,14 +141,10 @@ def main() -> int:
         for service in services:
             service.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(table(rows))
-    print(f"\nbaseline: a local '{LOCAL}' ipykernel, measured the same way in this run; "
-          f"cells through jupyter_client execute_interactive; the start target is "
-          f"2x local + box create")
-    missed = [r.metric.strip() for r in rows if r.met is False]
-    print(f"{'quick' if args.quick else 'full'} run, {time.monotonic() - started:.0f}s; "
-          + (f"targets missed: {', '.join(missed)}" if missed else "all targets met"))
-    return 1 if missed and args.strict else 0
+    return report(rows, args.quick, started, args.strict,
+                  f"baseline: a local '{LOCAL}' ipykernel, measured the same way in this run; "
+                  "cells through jupyter_client execute_interactive; the start target is "
+                  "2x local + box create")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 from bench_http import Service, create_box, remove_box, run_exec
-from bench_util import Row, RssSampler, median, percentile, status_kb, table, timed_ms
+from bench_util import Row, RssSampler, median, percentile, report, status_kb, timed_ms
 
 BWRAP = ["bwrap", "--ro-bind", "/", "/", "--unshare-all", "--", "true"]
 TRUE = ["true"]
@@ -221,11 +221,7 @@ def main() -> int:
         return 2
     finally:
         cleanup(services, tmp)
-    print(table(rows))
-    missed = [r.metric.strip() for r in rows if r.met is False]
-    print(f"\n{'quick' if args.quick else 'full'} run, {time.monotonic() - started:.0f}s; "
-          + (f"targets missed: {', '.join(missed)}" if missed else "all targets met"))
-    return 1 if missed and args.strict else 0
+    return report(rows, args.quick, started, args.strict)
 
 
 if __name__ == "__main__":

@@ -109,3 +109,15 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self._sample()
+
+
+def report(rows: list[Row], quick: bool, started: float, strict: bool, footnote: str = "") -> int:
+    """Print the table, ``footnote`` and which targets were missed; the exit code
+    (1 when ``strict`` and a target was missed)."""
+    print(table(rows))
+    if footnote:
+        print(f"\n{footnote}")
+    missed = [r.metric.strip() for r in rows if r.met is False]
+    print(f"\n{'quick' if quick else 'full'} run, {time.monotonic() - started:.0f}s; "
+          + (f"targets missed: {', '.join(missed)}" if missed else "all targets met"))
+    return 1 if missed and strict else 0
