@@ -24,7 +24,8 @@ async def test_usage_reply_and_cell_meter(magics_server: ServerProcess) -> None:
         assert usage["kernel_memory"] > 0 and usage["box"]["box_id"] == box["id"]
         assert usage["host_virtual_memory"]["total"] >= usage["kernel_memory"]
         meter = CellMeter(client, box["id"], interval=0.2)
-        busy = {"cmd": ["sh", "-c", "end=$(($(date +%s)+2)); while [ $(date +%s) -lt $end ]; "
+        # date +%s counts whole seconds: "+3" spins between 2 and 3 s
+        busy = {"cmd": ["sh", "-c", "end=$(($(date +%s)+3)); while [ $(date +%s) -lt $end ]; "
                                     "do :; done"]}
         ex = await client.call("POST", f"/v1/boxes/{box['id']}/exec", json=busy)
         while (await client.call("GET", f"/v1/boxes/{box['id']}/exec/{ex['id']}"))[
