@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import shutil
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import httpx
 from bench_http import Service, remove_box
-from bench_util import Row, median, percentile, report, timed_ms
+from bench_util import Row, arguments, median, percentile, report, timed_ms
 from jupyter_client.blocking.client import BlockingKernelClient
 from jupyter_client.manager import KernelManager
 
@@ -119,11 +118,7 @@ def measure(plan: Plan, tmp: Path, images_dir: Path, backend: str,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="few iterations (CI smoke)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--images-dir", type=Path, default=Path(
-        os.environ.get("BOXRUN_IMAGES_DIR", "/var/tmp/boxrun-test-images")))
+    parser = arguments(__doc__)
     parser.add_argument("--backend", default=os.environ.get("BOXRUN_BACKEND", "namespace"),
                         help="the server's backend (not auto: its background micro-VM boot "
                              "probe would compete with the measurements)")

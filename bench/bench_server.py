@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import secrets
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import httpx
 from bench_http import Service, create_box, remove_box, run_exec
-from bench_util import Row, RssSampler, median, percentile, report, status_kb, timed_ms
+from bench_util import Row, RssSampler, arguments, median, percentile, report, status_kb, timed_ms
 
 BWRAP = ["bwrap", "--ro-bind", "/", "/", "--unshare-all", "--", "true"]
 TRUE = ["true"]
@@ -204,11 +203,7 @@ def cleanup(services: list[Service], tmp: Path) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="few iterations (CI smoke)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
-    parser.add_argument("--images-dir", type=Path, default=Path(
-        os.environ.get("BOXRUN_IMAGES_DIR", "/var/tmp/boxrun-test-images")))
+    parser = arguments(__doc__)
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     tmp = Path(tempfile.mkdtemp(prefix="boxrun-bench-"))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -121,3 +124,13 @@ def report(rows: list[Row], quick: bool, started: float, strict: bool, footnote:
     print(f"\n{'quick' if quick else 'full'} run, {time.monotonic() - started:.0f}s; "
           + (f"targets missed: {', '.join(missed)}" if missed else "all targets met"))
     return 1 if missed and strict else 0
+
+
+def arguments(description: str | None) -> argparse.ArgumentParser:
+    """The options every benchmark takes: ``--quick``, ``--strict``, ``--images-dir``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="few iterations (CI smoke)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--images-dir", type=Path, default=Path(
+        os.environ.get("BOXRUN_IMAGES_DIR", "/var/tmp/boxrun-test-images")))
+    return parser
