@@ -26,10 +26,11 @@ class BuiltImages:
 
 @pytest.fixture(scope="session")
 def built_images() -> BuiltImages:
-    """A store at ``$BOXRUN_TEST_IMAGES`` with ``debian`` and ``python`` built (cached)."""
+    """A store at ``$BOXRUN_TEST_IMAGES`` with ``debian`` and ``python`` built from their
+    current recipes (cached)."""
     built = BuiltImages(ImageStore(TEST_IMAGES))
     for name in ("debian", "python"):
-        if built.store.get(name) is None:
+        if not built.store.current(name):
             asyncio.run(built.store.build(name))
     return built
 

@@ -34,6 +34,7 @@ class ImageInfo:
     created_at: str
     digest: str
     oci_layout: Path
+    recipe: str = ""  # the recipe's digest at build time ("": built before they had one)
 
     def to_json(self) -> dict[str, Any]:
         """The image as the API reports it."""
@@ -66,6 +67,11 @@ class ImageStore:
         data = json.loads(meta.read_text())
         data["packages"] = tuple(data["packages"])
         return ImageInfo(**data, oci_layout=self.root / name / "oci")
+
+    def current(self, name: str) -> bool:
+        """Whether ``name`` is built from its recipe as it is now."""
+        info = self.get(name)
+        return info is not None and name in RECIPES and info.recipe == RECIPES[name].digest
 
     def list(self) -> list[ImageInfo]:
         """Every built image, by name."""
@@ -136,7 +142,8 @@ class ImageStore:
         (work / "rootfs.tar").unlink()
         info = ImageInfo(name, LOCAL_PREFIX + name, recipe.description,
                          recipe.packages + recipe.pip,
-                         layout.size_bytes, created, layout.manifest_digest, work / "oci")
+                         layout.size_bytes, created, layout.manifest_digest, work / "oci",
+                         recipe.digest)
         data = info.to_json()
         del data["oci_layout"]
         (work / META).write_text(json.dumps(data, indent=2))

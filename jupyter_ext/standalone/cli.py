@@ -61,9 +61,11 @@ def _images(args: argparse.Namespace) -> ImageStore:
 
 async def _image_build(args: argparse.Namespace) -> None:
     store = _images(args)
-    if args.if_missing and store.get(args.name) is not None:
+    if args.if_missing and store.current(args.name):
         print(f"{args.name} is already built in {store.root}")
         return
+    if args.if_missing and store.get(args.name) is not None:
+        print(f"{args.name} was built from an older recipe: building it again")
     with tqdm(total=100, desc=f"building {args.name}",
               bar_format="{desc:<44.44} {percentage:3.0f}%|{bar}| {elapsed}") as bar:
         def progress(message: str, fraction: float | None) -> None:
@@ -114,7 +116,8 @@ def parser() -> argparse.ArgumentParser:
     isub = image.add_subparsers(dest="image_command", required=True)
     build = isub.add_parser("build", parents=[common], help="build an image from Debian packages")
     build.add_argument("name")
-    build.add_argument("--if-missing", action="store_true", help="do nothing if already built")
+    build.add_argument("--if-missing", action="store_true",
+                       help="do nothing if already built from the current recipe")
     build.set_defaults(run=_image_build)
     isub.add_parser("ls", parents=[common], help="list images").set_defaults(run=_image_ls)
     rm = isub.add_parser("rm", parents=[common], help="remove an image")

@@ -7,6 +7,7 @@ import functools
 import gzip
 import hashlib
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from jupyter_ext.core.errors import BoxRunError
 from jupyter_ext.images import ImageStore
 from jupyter_ext.images.build import ProgressParser
 from jupyter_ext.images.oci import read_layout
+from jupyter_ext.images.recipes import RECIPES
 from jupyter_ext.images.unpack import RootfsCache
 from jupyter_ext.images.userns import detect
 
@@ -100,6 +102,8 @@ def test_resolve_and_json(built_images, tmp_path: Path):
     assert store.resolve("ubuntu")[0] == "local/debian"
     info = store.get("python")
     assert info is not None and "ipykernel>=6.29" in info.packages
+    assert info.recipe == RECIPES["python"].digest != RECIPES["debian"].digest
+    assert store.current("python") and not ImageStore(tmp_path).current("python")
     assert {"name", "ref", "description", "size_bytes", "created_at", "oci_layout"} <= set(
         info.to_json())
     with pytest.raises(BoxRunError, match="no container registry") as error:
@@ -116,3 +120,16 @@ def test_progress_parser_counts_packages():
              "Get:1 http://x a", "Get:2 http://x b", "I: extracting archives...", "noise"]
     updates = [update for line in lines if (update := parser.feed(line))]
     assert [fraction for _, fraction in updates] == [0.05, 0.175, 0.3, 0.3]
+
+
+def test_pip_packages_are_compiled_for_any_mtime(built_images):
+    """The python image's pip-installed modules carry hash-checked ``.pyc`` files, which stay
+    valid although the layer's tarball changes the sources' mtimes: boxes never recompile."""
+    info = built_images.store.get("python")
+    assert info is not None
+    with tarfile.open(read_layout(info.oci_layout).layer) as tar:
+        pyc = next(m for m in tar
+                   if m.name.endswith("/ipykernel/__pycache__/kernelapp.cpython-311.pyc"))
+        header = tar.extractfile(pyc).read(16)  # type: ignore[union-attr]
+    flags = int.from_bytes(header[4:8], "little")
+    assert flags == 0b11, "pip's .pyc files should be checked-hash based (PEP 552)"
