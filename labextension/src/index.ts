@@ -1,4 +1,7 @@
-/** The BoxRun JupyterLab extension: sidebar panel, terminals, status item, commands. */
+/**
+ * The BoxRun JupyterLab extension: sidebar panel, terminals, status item, commands, and
+ * per-cell usage kept in notebooks.
+ */
 
 import {
   ILabShell,
@@ -15,7 +18,7 @@ import {
   WidgetTracker,
   showDialog
 } from '@jupyterlab/apputils';
-import { INotebookTracker } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { BoxRunClient, errorText } from './api';
@@ -26,6 +29,7 @@ import { BoxRunPanel } from './panel';
 import { BoxStatusItem } from './statusbar';
 import { BoxTerminal } from './terminal';
 import { IBox } from './types';
+import { recordCellUsage } from './usage';
 
 export namespace CommandIDs {
   export const openPanel = 'boxrun:open-panel';
@@ -219,6 +223,10 @@ const plugin: JupyterFrontEndPlugin<void> = {
         isActive: () => item.isRelevant,
         activeStateChanged: item.activeChanged
       });
+    }
+    if (notebooks) {
+      // The BoxRun kernel's per-cell usage, kept in the notebook.
+      recordCellUsage(NotebookActions.executed);
     }
     model.revealRequested.connect(() => shell.activateById(panel.id));
   }

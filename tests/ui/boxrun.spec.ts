@@ -3,52 +3,20 @@
  * stopping, starting and removing boxes, exec output, errors, and a terminal.
  */
 import { Page, expect, test } from '@playwright/test';
-import * as fs from 'fs';
-import * as path from 'path';
 
-import { ARTIFACTS } from './playwright.config';
-
-const IMAGE = 'local/debian';
-
-function server() {
-  return { url: process.env.BOXRUN_UI_URL!, token: process.env.BOXRUN_UI_TOKEN! };
-}
-
-/** A call to the BoxRun API, as the SDK makes it (token auth). */
-async function api(method: string, apiPath: string, body?: unknown): Promise<any> {
-  const { url, token } = server();
-  const response = await fetch(`${url}boxrun/v1${apiPath}`, {
-    method,
-    headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body)
-  });
-  const text = await response.text();
-  return { status: response.status, json: text ? JSON.parse(text) : null };
-}
-
-async function openLab(page: Page): Promise<void> {
-  const { url, token } = server();
-  await page.goto(`${url}lab?token=${token}`);
-  await page.locator('#jupyterlab-splash').waitFor({ state: 'detached', timeout: 60_000 });
-  await expect(page.locator('.jp-SideBar li[data-id="boxrun-panel"]')).toBeVisible();
-  // The panel's own command (a click on the tab would toggle a restored panel closed),
-  // once the layout is restored (the restorer would otherwise bring back another panel).
-  await page.evaluate(async () => {
-    const app = (window as any).jupyterapp;
-    await app.restored;
-    await app.commands.execute('boxrun:open-panel');
-  });
-  await expect(page.locator('#boxrun-panel')).toBeVisible();
-  await expect(page.locator('#boxrun-panel .jp-BoxRun-title')).toHaveText('BoxRun');
-}
+import {
+  IMAGE,
+  api,
+  createNotebook,
+  kernelspecs,
+  openLab,
+  server,
+  shot,
+  shutDownSessions
+} from './helpers';
 
 function row(page: Page, name: string) {
   return page.locator(`#boxrun-panel .jp-BoxRun-box[data-box-name="${name}"]`);
-}
-
-async function shot(page: Page, name: string, target = page.locator('#boxrun-panel')) {
-  fs.mkdirSync(ARTIFACTS, { recursive: true });
-  await target.screenshot({ path: path.join(ARTIFACTS, name) });
 }
 
 test.describe.configure({ mode: 'serial' });
@@ -188,28 +156,10 @@ test('a terminal tab runs a command in the box', async ({ page }) => {
 });
 
 test('the status bar names the box of a notebook on the BoxRun kernel', async ({ page }) => {
-  const { url, token } = server();
-  const put = await fetch(`${url}api/contents/in-a-box.ipynb`, {
-    method: 'PUT',
-    headers: { Authorization: `token ${token}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      type: 'notebook',
-      content: {
-        cells: [],
-        metadata: {
-          kernelspec: { name: 'boxrun', display_name: 'Python (BoxRun box)', language: 'python' }
-        },
-        nbformat: 4,
-        nbformat_minor: 5
-      }
-    })
-  });
-  expect(put.status).toBeLessThan(300);
-  const specs = await (
-    await fetch(`${url}api/kernelspecs`, { headers: { Authorization: `token ${token}` } })
-  ).json();
-  test.skip(!specs.kernelspecs?.boxrun, 'the boxrun kernel is not installed');
+  test.skip(!(await kernelspecs()).boxrun, 'the boxrun kernel is not installed');
+  await createNotebook('in-a-box.ipynb', 'boxrun');
 
+  const { url, token } = server();
   await openLab(page);
   await page.goto(`${url}lab/tree/in-a-box.ipynb?token=${token}`);
   const item = page.locator('.jp-BoxRun-statusItem');
@@ -227,11 +177,7 @@ test('the status bar names the box of a notebook on the BoxRun kernel', async ({
   await shot(page, 'panel-kernel-box.png');
 
   // Shut the kernel down: its box goes away with it.
-  const auth = { Authorization: `token ${token}` };
-  const sessions = await (await fetch(`${url}api/sessions`, { headers: auth })).json();
-  for (const session of sessions) {
-    await fetch(`${url}api/sessions/${session.id}`, { method: 'DELETE', headers: auth });
-  }
+  await shutDownSessions();
   await expect(box).toHaveCount(0, { timeout: 60_000 });
 });
 
