@@ -17,13 +17,17 @@ from traitlets import Bool, Enum, Float, Integer, Unicode, default
 
 from . import __version__
 from .client import ApiError, BoxRunClient, BoxUnavailable
+from .host import Host, MisplacedMagic, split_cell
 from .magics.usage import CellMeter, usage_reply
-from .session import BoxSession, Request
+from .session import BoxSession, Request, open_session, running_box
 
 T = TypeVar("T")
 
 #: How long ``kernel_info`` waits for the box before answering with what it knows.
 INFO_WAIT = 30.0
+#: What a lost interpreter's message suggests.
+WAY_BACK = ("Restart the kernel to get a working box (`%boxrun start` starts a stopped box "
+            "again, `%boxrun use NAME` moves to another)")
 #: Folders of the box a notebook folder is never mounted over (it goes to /root/work).
 SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/run", "/sbin",
                "/sys", "/usr")
@@ -74,7 +78,11 @@ class BoxRunKernel(Kernel):
         self._boot: asyncio.Task[BoxSession] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._notice = ""
-        self._cell_usage: dict[str, Any] | None = None
+        self._cell_usage: tuple[str, dict[str, Any]] | None = None  # (msg_id, usage)
+        self._target: str | None = None  # the box `%boxrun use` chose; None: the kernel's own
+        self._opened = False  # whether a box was opened: later, a missing box is not made
+        self._cells: dict[str, BoxSession] = {}  # interpreters of `%%boxrun NAME` cells
+        self._host = Host(self._show, self._current_box)
 
     @property
     def kernel_info(self) -> dict[str, Any]:
@@ -94,8 +102,11 @@ class BoxRunKernel(Kernel):
             self._boot = asyncio.ensure_future(self._open_box(self._client))
             self._boot.add_done_callback(lambda task: task.cancelled() or task.exception())
 
-    async def _session(self) -> BoxSession:
-        """The live session, opening the box first (again, if that failed before)."""
+    async def _session(self, box: str | None = None) -> BoxSession:
+        """The live session (of box ``box`` for a ``%%boxrun NAME`` cell), opening the box
+        first (again, if that failed or its interpreter was lost before)."""
+        if box is not None and box != self._current_box():
+            return await self._cell_session(box)
         self._start_boot()
         assert self._boot is not None
         boot = self._boot
@@ -106,27 +117,56 @@ class BoxRunKernel(Kernel):
                 self._boot = None
             raise BoxUnavailable(f"could not open a box: {exc}") from exc
         if session.dead:
-            raise BoxUnavailable(session.dead)
+            raise BoxUnavailable(f"{session.dead}. {WAY_BACK}.")
+        return session
+
+    def _drop_dead_session(self) -> None:
+        """After a cell was told its interpreter is gone: the next one opens the box again."""
+        boot = self._boot
+        if (boot is not None and boot.done() and not boot.cancelled()
+                and boot.exception() is None and boot.result().dead):
+            self._boot = None
+
+    async def _cell_session(self, name: str) -> BoxSession:
+        """The interpreter of ``%%boxrun NAME`` cells in box ``name``."""
+        session = self._cells.get(name)
+        if session is None or session.dead:
+            assert self._client is not None
+            session = await open_session(self._client, await running_box(self._client, name),
+                                         None, self._relay, self._ask_input, self.log)
+            self._cells[name] = session
         return session
 
     async def _open_box(self, client: BoxRunClient) -> BoxSession:
         started = time.monotonic()
         box = await self._get_box(client)
+        self._opened = True
         cwd = next((v["guest_path"] for v in box.get("volumes") or []
                     if v["host_path"] == os.getcwd()), None)
-        record = await client.start_session(box["id"], cwd)
-        session = BoxSession(client, box, record["id"], self._relay, self._ask_input, self.log)
+        session = await open_session(client, box, cwd, self._relay, self._ask_input, self.log)
         info = await session.request("shell", "kernel_info_request", {}) or {}
         self.language_info = info.get("language_info") or self.language_info
         self.banner = (f"{info.get('banner', '')}\nRunning in BoxRun box {box['name']} "
                        f"({box['image']}).").strip()
-        self.log.info("box %s and its %s session ready in %.1f s", box["name"],
-                      record["kind"], time.monotonic() - started)
+        self.log.info("box %s and its session ready in %.1f s", box["name"],
+                      time.monotonic() - started)
         return session
 
+    def _own_box(self) -> str:
+        """The name of the kernel's own box."""
+        return self.box_name.format(kernel_id=self._kernel_id())[:63]
+
+    def _current_box(self) -> str:
+        """The name of the box cells run in."""
+        return self._target or self._own_box()
+
     async def _get_box(self, client: BoxRunClient) -> dict[str, Any]:
-        """The kernel's box, running: found by name (a restart), else created."""
-        name = self.box_name.format(kernel_id=self._kernel_id())[:63]
+        """The box cells run in, running. The kernel's own box is found by name (a restart)
+        and started, else created, when the kernel starts; later, and for a box chosen with
+        ``%boxrun use``, it must be there and running."""
+        if self._target is not None or self._opened:
+            return await running_box(client, self._current_box())
+        name = self._own_box()
         box = await client.find_box(name)
         if box is not None:
             return box if box["status"] == "running" else await client.start_box(box["id"])
@@ -186,10 +226,11 @@ class BoxRunKernel(Kernel):
             await asyncio.sleep(0.01)
 
     async def _forward(self, msg_type: str, parent: dict[str, Any], ident: list[bytes] | None
-                       = None, reply: bool = True) -> dict[str, Any]:
-        """Send the frontend's request to the box; the box's reply content, or an error."""
+                       = None, reply: bool = True, box: str | None = None) -> dict[str, Any]:
+        """Send the frontend's request to the box (``box``, else the current one); the box's
+        reply content, or an error."""
         async def ask() -> dict[str, Any]:
-            session = await self._session()
+            session = await self._session(box)
             return await session.request("shell", msg_type, parent["content"], parent, ident,
                                          reply) or {}
         try:
@@ -211,15 +252,63 @@ class BoxRunKernel(Kernel):
                                {"name": "stderr", "text": self._notice})
             self._notice = ""
         ident = self._get_shell_context_var(self._shell_parent_ident)
-        meter = await self._on_main(self._meter()) if self.cell_usage and not silent else None
-        reply = await self._forward("execute_request", self.get_parent("shell"), ident)
-        self._cell_usage = await self._on_main(meter.stop()) if meter else None
+        parent = self.get_parent("shell")
+        try:
+            cell = split_cell(code)
+        except MisplacedMagic as exc:
+            return self._fail("UsageError", str(exc))
+        if cell.magics:
+            failure = self._host.run(cell.magics, parent)
+            if failure:
+                return self._fail(*failure)
+        if cell.code != code:
+            parent = {**parent, "content": {**parent["content"], "code": cell.code}}
+        meter = (await self._on_main(self._meter()) if self.cell_usage and not silent
+                 and not cell.host_only else None)
+        reply = await self._forward("execute_request", parent, ident, box=cell.box)
+        self._cell_usage = ((parent["header"]["msg_id"], await self._on_main(meter.stop()))
+                            if meter else None)
         if reply.get("ename") == "BoxUnavailable":
-            self.send_response(self.iopub_socket, "error",
-                               {k: reply[k] for k in ("ename", "evalue", "traceback")},
-                               ident=self._topic("error"))
+            self._drop_dead_session()
+            if cell.host_only:  # `%boxrun stop` and the like need no interpreter
+                reply = {"status": "ok", "execution_count": self.execution_count + 1,
+                         "user_expressions": {}, "payload": []}
+            else:
+                self._publish_error(reply)
         self.execution_count = reply.setdefault("execution_count", self.execution_count)
         return reply
+
+    def _fail(self, ename: str, evalue: str, tb: list[str] | None = None) -> dict[str, Any]:
+        """An error reply for a failure here on the host, published as the cell's error."""
+        reply = {"status": "error", "ename": ename, "evalue": evalue,
+                 "traceback": tb or [f"\x1b[0;31m{ename}\x1b[0m: {evalue}"]}
+        self._publish_error(reply)
+        return reply
+
+    def _publish_error(self, reply: dict[str, Any]) -> None:
+        self.send_response(self.iopub_socket, "error",
+                           {k: reply[k] for k in ("ename", "evalue", "traceback")},
+                           ident=self._topic("error"))
+
+    def _show(self, data: dict[str, Any], metadata: dict[str, Any]) -> None:
+        """Publish a display bundle of the host (the ``%boxrun`` widgets)."""
+        self.send_response(self.iopub_socket, "display_data",
+                           {"data": data, "metadata": metadata, "transient": {}},
+                           ident=self._topic("display_data"))
+
+    def use_box(self, name: str) -> None:
+        """Run the next cells in box ``name`` (``%boxrun use``, the monitor's "use" button):
+        the interpreter moves there, and the one in the previous box ends."""
+        self._target = None if name == self._own_box() else name
+        self._host.moved(name)
+        old, self._boot = self._boot, None
+        if old is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._retire(old)))
+
+    @staticmethod
+    async def _retire(boot: asyncio.Task[BoxSession]) -> None:
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await (await boot).close()
 
     async def _meter(self) -> CellMeter | None:
         """A meter of the box during a cell, if the box is there."""
@@ -231,8 +320,8 @@ class BoxRunKernel(Kernel):
     def finish_metadata(self, parent: dict[str, Any], metadata: dict[str, Any],
                         reply_content: dict[str, Any]) -> dict[str, Any]:
         metadata = super().finish_metadata(parent, metadata, reply_content)
-        if self._cell_usage is not None:
-            metadata["boxrun_usage"] = self._cell_usage
+        if self._cell_usage is not None and self._cell_usage[0] == parent["header"]["msg_id"]:
+            metadata["boxrun_usage"] = self._cell_usage[1]  # not on an aborted cell's reply
         return metadata
 
     async def usage_request(self, stream: Any, ident: list[bytes],
@@ -263,12 +352,25 @@ class BoxRunKernel(Kernel):
 
     async def comm_info_request(self, stream: Any, ident: list[bytes],
                                 parent: dict[str, Any]) -> None:
+        """The box's comms, and the host's (``%boxrun`` widgets)."""
         content = await self._forward("comm_info_request", parent)
+        host = self._host.comms
+        if host is not None and content.get("status") == "ok":
+            target = parent["content"].get("target_name")
+            content.setdefault("comms", {}).update(
+                {cid: {"target_name": c.target_name} for cid, c in host.comms.items()
+                 if target in (None, c.target_name)})
         self.session.send(stream, "comm_info_reply", content, parent, ident)  # type: ignore[union-attr]
 
     async def _forward_comm(self, stream: Any, ident: list[bytes],
                             parent: dict[str, Any]) -> None:
-        reply = await self._forward(parent["header"]["msg_type"], parent, reply=False)
+        """A comm message goes to the host's widget it is for, else into the box."""
+        msg_type = parent["header"]["msg_type"]
+        host = self._host.comms
+        if host is not None and parent["content"].get("comm_id") in host.comms:
+            getattr(host, msg_type)(stream, ident, parent)
+            return
+        reply = await self._forward(msg_type, parent, reply=False)
         if reply.get("status") == "error":
             self.log.warning("%s not delivered: %s", parent["header"]["msg_type"],
                              reply["evalue"])
@@ -282,7 +384,12 @@ class BoxRunKernel(Kernel):
 
     async def interrupt_request(self, stream: Any, ident: list[bytes],
                                 parent: dict[str, Any]) -> None:
-        """Interrupt the box's interpreter (never this process)."""
+        """Interrupt the box's interpreter, or a ``%boxrun`` line running here."""
+        if self._host.busy:
+            self._host.interrupt()
+            self.session.send(stream, "interrupt_reply", {"status": "ok"}, parent, ident=ident)  # type: ignore[union-attr]
+            return
+
         async def interrupt() -> None:
             if self._boot is not None:  # else nothing runs (and no box need be opened)
                 session = await self._session()
@@ -300,14 +407,20 @@ class BoxRunKernel(Kernel):
         return {"status": "ok", "restart": restart}
 
     async def _close(self, remove: bool) -> None:
-        """End the session and, if ``remove``, the box; a restart finds the box again."""
+        """End the sessions and, if ``remove``, the kernel's own box; a restart finds the
+        box again."""
         boot, self._boot = self._boot, None
+        sessions = list(self._cells.values())
+        self._cells.clear()
         if boot is not None:
             boot.cancel()  # a box still being opened: jupyter_client will not wait for it
             with contextlib.suppress(BoxUnavailable, asyncio.CancelledError):
-                session = await boot
+                sessions.append(await boot)
+        for session in sessions:
+            with contextlib.suppress(BoxUnavailable):
                 await session.close()
-                if remove:
-                    await session.client.remove_box(session.box["id"])
         if self._client is not None:
+            if remove and self._opened:
+                with contextlib.suppress(BoxUnavailable):
+                    await self._client.remove_box(self._own_box())
             await self._client.aclose()

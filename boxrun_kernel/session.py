@@ -174,7 +174,7 @@ class BoxSession:
     def _die(self, reason: str) -> None:
         if self.dead:
             return
-        self.dead = f"{reason}. Restart the kernel to get a working box."
+        self.dead = reason
         for req in self.pending.values():
             if not req.reply.done():
                 req.reply.set_exception(BoxUnavailable(self.dead))
@@ -189,6 +189,21 @@ class BoxSession:
             self.dead = "the kernel is shutting down"
             with contextlib.suppress(BoxUnavailable):
                 await self.client.close_session(self.box["id"], self.sid)
+
+
+async def running_box(client: BoxRunClient, name: str) -> dict[str, Any]:
+    """Box ``name``, which must be running (:class:`BoxUnavailable` says what to do if not)."""
+    box = await client.call("GET", f"/v1/boxes/{name}")
+    if box["status"] != "running":
+        raise BoxUnavailable(f"box {name} is {box['status']}: start it with %boxrun start {name}")
+    return box
+
+
+async def open_session(client: BoxRunClient, box: dict[str, Any], cwd: str | None,
+                       relay: Relay, ask_input: AskInput, log: logging.Logger) -> BoxSession:
+    """A new interpreter session in the running ``box``, started in ``cwd``."""
+    record = await client.start_session(box["id"], cwd)
+    return BoxSession(client, box, record["id"], relay, ask_input, log)
 
 
 def describe_death(box: dict[str, Any], session: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from IPython.display import clear_output, publish_display_data
 
 from ..client import BoxUnavailable
-from ..session import BoxSession, Request
+from ..session import BoxSession, Request, open_session, running_box
 from .runner import runner
 
 log = logging.getLogger("boxrun.magics")
@@ -69,13 +69,9 @@ class CellSessions:
         session = self.sessions.get(name)
         if session is not None and not session.dead:
             return session
-        server = runner().server
-        box = await server.box(name)
-        if box["status"] != "running":
-            raise BoxUnavailable(f"box {name} is {box['status']}: start it with "
-                                 f"%boxrun start {name}")
-        record = await server.client.start_session(box["id"], None)
-        session = BoxSession(server.client, box, record["id"], self._relay, self._ask_input, log)
+        client = runner().server.client
+        session = await open_session(client, await running_box(client, name), None,
+                                     self._relay, self._ask_input, log)
         self.sessions[name] = session
         return session
 

@@ -7,8 +7,9 @@ import contextlib
 import json
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from IPython.display import display
 
@@ -20,16 +21,19 @@ from ..widgets.render import text_table
 from .api import Server, explain
 from .build import build_image
 from .cell import CellSessions
-from .parser import UsageError, build_parser, parse
+from .parser import UsageError, build_parser, help_text, parse
 from .runner import kernel_hook, runner
 
 
 class Commands:
-    """The ``%boxrun`` commands of one kernel, and its current box."""
+    """The ``%boxrun`` commands of one kernel, and its current box; ``display`` shows the
+    widgets (IPython's, unless the kernel has no IPython shell)."""
 
-    def __init__(self) -> None:
+    def __init__(self, display: Callable[[Any], None] = display,
+                 current: str | None = None) -> None:
         self.parser = build_parser()
-        self.current: str | None = None
+        self.display = display
+        self.current = current
         self.cells = CellSessions()
 
     @property
@@ -38,6 +42,9 @@ class Commands:
 
     def line(self, line: str) -> None:
         """Run a ``%boxrun`` line."""
+        if line.strip() in ("?", "??"):  # IPython answers these itself, other kernels don't
+            print(help_text(self.parser))
+            return
         with reporting():
             try:
                 argv = shlex.split(line)
@@ -77,7 +84,7 @@ class Commands:
                 **({"cpu": args.cpu} if args.cpu else {}),
                 **({"memory_mb": args.memory} if args.memory else {})}
         progress = Progress(f"creating a box of {args.image}")
-        display(progress)
+        self.display(progress)
         try:
             box = runner().run(progress.during(self.server.create(spec)))
         except BaseException:
@@ -92,7 +99,7 @@ class Commands:
 
     def do_info(self, args: argparse.Namespace) -> None:
         box = runner().run(self.server.box(self.box(args.name)))
-        display(BoxInfo(box["id"]))
+        self.display(BoxInfo(box["id"]))
 
     def do_start(self, args: argparse.Namespace) -> None:
         box = runner().run(self.server.act(self.box(args.name), "start"))
@@ -162,7 +169,7 @@ class Commands:
             print(f"image {args.image} is already built (--force builds it again)")
             return
         progress = Progress(f"building {args.image}")
-        display(progress)
+        self.display(progress)
         try:
             done = runner().run(build_image(self.server, args.image, progress.update))
         except BaseException:
@@ -171,7 +178,7 @@ class Commands:
         progress.finish(done)
 
     def do_monitor(self, args: argparse.Namespace) -> None:
-        display(BoxMonitor())
+        self.display(BoxMonitor())
 
     def do_use(self, args: argparse.Namespace) -> None:
         box = runner().run(self.server.box(args.name))
