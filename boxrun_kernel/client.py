@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from httpx_sse import ServerSentEvent, aconnect_sse
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 #: Most calls answer at once; creating or starting a box may unpack an image first.
 TIMEOUT = httpx.Timeout(30, connect=5)
@@ -35,12 +35,14 @@ class BoxRunClient:
     """Calls the BoxRun API at ``url`` (``http://:TOKEN@host:port``) or on ``socket``."""
 
     def __init__(self, url: str = "", socket: str = "") -> None:
+        self.socket, self.token = socket, ""
         if url:
             parts = urlsplit(url)
+            self.token = parts.password or ""
             auth = ("", parts.password) if parts.password else None
             netloc = parts.netloc.rpartition("@")[2]
             base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-            self.where = base
+            self.where, self.socket = base, ""
             self.http = httpx.AsyncClient(base_url=base, auth=auth, timeout=TIMEOUT)
         else:
             self.where = socket
@@ -100,39 +102,32 @@ class BoxRunClient:
     async def session(self, box_id: str, sid: str) -> dict[str, Any]:
         return await self.call("GET", f"/v1/boxes/{box_id}/sessions/{sid}")
 
-    async def send(self, box_id: str, sid: str, message: dict[str, Any]) -> None:
-        """Post one Jupyter message (``channel``, ``msg_type``, ``content``...) to a session."""
-        await self.call("POST", f"/v1/boxes/{box_id}/sessions/{sid}/messages", json=message)
-
     async def interrupt(self, box_id: str, sid: str) -> None:
         await self.call("POST", f"/v1/boxes/{box_id}/sessions/{sid}:interrupt")
 
     async def close_session(self, box_id: str, sid: str) -> None:
         await self.call("DELETE", f"/v1/boxes/{box_id}/sessions/{sid}")
 
-    async def events(self, box_id: str, sid: str, last_id: str | None,
-                     idle_timeout: float) -> AsyncIterator[tuple[str, dict[str, Any], str]]:
-        """A session's events after ``last_id`` as ``(event, data, id)``.
+    async def channel(self, box_id: str, sid: str, after: int) -> ClientConnection:
+        """The WebSocket channel of a session: its events after ``after`` come in, messages
+        go out (docs/sessions.md)."""
+        # Imported here: the kernel needs it only once its box is being opened.
+        from websockets.asyncio.client import connect, unix_connect  # noqa: PLC0415
+        from websockets.exceptions import InvalidHandshake, InvalidStatus  # noqa: PLC0415
 
-        Raises :class:`BoxUnavailable` if the stream cannot be opened or stays silent
-        (not even a keep-alive) for ``idle_timeout`` seconds.
-        """
-        headers = {"Last-Event-ID": last_id} if last_id else {}
-        timeout = httpx.Timeout(5, read=idle_timeout)
-        path = f"/v1/boxes/{box_id}/sessions/{sid}/events"
+        path = f"/v1/boxes/{box_id}/sessions/{sid}/channel?after={after}"
+        options: dict[str, Any] = {"max_size": None, "compression": None, "open_timeout": 10}
         try:
-            async with aconnect_sse(self.http, "GET", path, headers=headers,
-                                    timeout=timeout) as source:
-                if source.response.is_error:
-                    await source.response.aread()
-                    self._json(source.response)
-                sse: ServerSentEvent
-                async for sse in source.aiter_sse():
-                    if sse.data:  # httpx-sse turns a keep-alive after an event into one
-                        yield sse.event, json.loads(sse.data), sse.id
-        except httpx.TransportError as exc:
-            raise BoxUnavailable(f"lost the event stream of the BoxRun server at "
-                                 f"{self.where}: {exc!r}") from exc
+            if self.socket:
+                return await unix_connect(self.socket, "ws://boxrun" + path, **options)
+            headers = {"Authorization": f"token {self.token}"} if self.token else {}
+            return await connect("ws" + self.where.removeprefix("http") + path,
+                                 additional_headers=headers, **options)
+        except InvalidStatus as exc:  # the server answered with an error instead
+            self._json(httpx.Response(exc.response.status_code, content=exc.response.body))
+            raise BoxUnavailable(f"the BoxRun server refused the channel: {exc}") from exc
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            raise BoxUnavailable(f"cannot reach the BoxRun server at {self.where}: {exc}") from exc
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -18,7 +18,7 @@ from traitlets import Bool, Enum, Float, Integer, Unicode, default
 from . import __version__
 from .client import ApiError, BoxRunClient, BoxUnavailable
 from .host import Host, MisplacedMagic, split_cell
-from .magics.usage import CellMeter, usage_reply
+from .magics.usage import usage_reply
 from .session import BoxSession, Request, open_session, running_box
 
 T = TypeVar("T")
@@ -58,8 +58,9 @@ class BoxRunKernel(Kernel):
     keep_box = Bool(False, help="Keep the box (its files and installed packages) when the "
                     "kernel shuts down").tag(config=True)
     boot_wait = Float(INFO_WAIT, help="Seconds kernel_info waits for the box").tag(config=True)
-    cell_usage = Bool(True, help="Record each cell's wall time and the box's peak memory and "
-                      "cpu time in its execute_reply metadata (boxrun_usage)").tag(config=True)
+    cell_usage = Bool(True, help="Pass on each cell's wall time and the box's peak memory and "
+                      "cpu time, from the server, in its execute_reply metadata (boxrun_usage), "
+                      "which the lab extension saves in the cell's metadata").tag(config=True)
 
     @default("server_url")
     def _server_url_default(self) -> str:
@@ -226,13 +227,14 @@ class BoxRunKernel(Kernel):
             await asyncio.sleep(0.01)
 
     async def _forward(self, msg_type: str, parent: dict[str, Any], ident: list[bytes] | None
-                       = None, reply: bool = True, box: str | None = None) -> dict[str, Any]:
+                       = None, reply: bool = True, box: str | None = None,
+                       reply_metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send the frontend's request to the box (``box``, else the current one); the box's
-        reply content, or an error."""
+        reply content (its metadata into ``reply_metadata``), or an error."""
         async def ask() -> dict[str, Any]:
             session = await self._session(box)
             return await session.request("shell", msg_type, parent["content"], parent, ident,
-                                         reply) or {}
+                                         reply, reply_metadata) or {}
         try:
             return await self._on_main(ask())
         except BoxUnavailable as exc:
@@ -263,11 +265,12 @@ class BoxRunKernel(Kernel):
                 return self._fail(*failure)
         if cell.code != code:
             parent = {**parent, "content": {**parent["content"], "code": cell.code}}
-        meter = (await self._on_main(self._meter()) if self.cell_usage and not silent
-                 and not cell.host_only else None)
-        reply = await self._forward("execute_request", parent, ident, box=cell.box)
-        self._cell_usage = ((parent["header"]["msg_id"], await self._on_main(meter.stop()))
-                            if meter else None)
+        metadata: dict[str, Any] = {}
+        reply = await self._forward("execute_request", parent, ident, box=cell.box,
+                                    reply_metadata=metadata)
+        usage = metadata.get("boxrun_usage")
+        self._cell_usage = ((parent["header"]["msg_id"], usage)
+                            if usage and self.cell_usage and not cell.host_only else None)
         if reply.get("ename") == "BoxUnavailable":
             self._drop_dead_session()
             if cell.host_only:  # `%boxrun stop` and the like need no interpreter
@@ -309,13 +312,6 @@ class BoxRunKernel(Kernel):
     async def _retire(boot: asyncio.Task[BoxSession]) -> None:
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await (await boot).close()
-
-    async def _meter(self) -> CellMeter | None:
-        """A meter of the box during a cell, if the box is there."""
-        with contextlib.suppress(BoxUnavailable):
-            session = await self._session()
-            return CellMeter(session.client, session.box["id"])
-        return None
 
     def finish_metadata(self, parent: dict[str, Any], metadata: dict[str, Any],
                         reply_content: dict[str, Any]) -> dict[str, Any]:

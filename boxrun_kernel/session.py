@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from websockets.exceptions import ConnectionClosed
 
 from .client import ApiError, BoxRunClient, BoxUnavailable
 
-#: How long a stream may stay silent: the server sends keep-alives every 15 s.
-IDLE_TIMEOUT = 45.0
-#: Reconnections of a broken event stream before the session counts as lost.
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+#: Reconnections of a broken channel before the session counts as lost.
 RECONNECTS = 3
 #: How many request parents to remember for late output (threads, widgets).
 PARENTS = 512
@@ -36,11 +40,13 @@ class Request:
     parent: dict[str, Any]
     ident: list[bytes]
     reply: asyncio.Future[dict[str, Any]] = field(default_factory=asyncio.Future)
+    metadata: dict[str, Any] = field(default_factory=dict)  # of the reply
     idle: asyncio.Future[None] = field(default_factory=asyncio.Future)
 
 
 class BoxSession:
-    """Talks to session ``sid`` of ``box``; ``relay`` re-sends iopub messages to the frontend."""
+    """Talks to session ``sid`` of ``box`` over its WebSocket channel; ``relay`` re-sends
+    iopub messages to the frontend."""
 
     def __init__(self, client: BoxRunClient, box: dict[str, Any], sid: str, relay: Relay,
                  ask_input: AskInput, log: logging.Logger) -> None:
@@ -53,12 +59,16 @@ class BoxSession:
         self.last: Request | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._send_lock = asyncio.Lock()
+        self._channel: ClientConnection | None = None
+        self._connected = asyncio.Event()
         self._pump = asyncio.create_task(self._read_events())
 
     async def request(self, channel: str, msg_type: str, content: dict[str, Any],
                       parent: dict[str, Any] | None = None, ident: list[bytes] | None = None,
-                      reply: bool = True) -> dict[str, Any] | None:
-        """Send a message for ``parent`` (the frontend's, or a new one); its reply content."""
+                      reply: bool = True, reply_metadata: dict[str, Any] | None = None
+                      ) -> dict[str, Any] | None:
+        """Send a message for ``parent`` (the frontend's, or a new one); its reply content
+        (and its metadata into ``reply_metadata``)."""
         msg_id = parent["header"]["msg_id"] if parent else uuid.uuid4().hex
         req = Request(parent or {"header": {"msg_id": msg_id}}, ident or [])
         if self.dead:
@@ -73,6 +83,8 @@ class BoxSession:
         try:
             await self._send(message)
             answer = await req.reply if reply else None
+            if reply_metadata is not None:
+                reply_metadata.update(req.metadata)
             if self.sends_status:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(req.idle), IDLE_AFTER_REPLY)
@@ -85,22 +97,30 @@ class BoxSession:
             self.pending.pop(msg_id, None)
 
     async def _read_events(self) -> None:
-        """Dispatch events until the session dies, reconnecting a broken stream."""
-        last_id: str | None = None
+        """Dispatch events until the session dies, reconnecting a broken channel."""
+        last = -1
         failures = 0
         try:
             while not self.dead:
                 try:
-                    async for event, data, event_id in self.client.events(
-                            self.box["id"], self.sid, last_id, IDLE_TIMEOUT):
-                        last_id, failures = event_id or last_id, 0
-                        self._dispatch(event, data)
-                    problem = "the session's event stream ended"
+                    self._channel = await self.client.channel(self.box["id"], self.sid, last)
+                    self._connected.set()
+                    async for frame in self._channel:
+                        data = json.loads(frame)
+                        if data.get("type") == "error":
+                            self._refused(data)
+                            continue
+                        last, failures = data.get("seq", last), 0
+                        self._dispatch(data.get("channel", ""), data)
+                    problem = "the session's channel closed"
                 except ApiError as exc:
                     await self._lost(str(exc))
                     return
-                except BoxUnavailable as exc:
+                except (BoxUnavailable, ConnectionClosed) as exc:
                     problem = str(exc)
+                finally:
+                    self._connected.clear()
+                    self._channel = None
                 failures += 1
                 if failures > RECONNECTS:
                     await self._lost(problem)
@@ -109,6 +129,15 @@ class BoxSession:
         except Exception as exc:  # a bug here must not leave cells waiting forever
             self.log.exception("reading the session's events failed")
             self._die(f"reading the box's events failed: {exc!r}")
+
+    def _refused(self, error: dict[str, Any]) -> None:
+        """The server refused a message: its request fails with the server's words."""
+        req = self.pending.get(error.get("msg_id") or "")
+        failure = ApiError(error.get("code", "RUNTIME_ERROR"), error.get("message", ""), 0)
+        if req is not None and not req.reply.done():
+            req.reply.set_exception(failure)
+        else:
+            self.log.warning("the server refused a message: %s", failure)
 
     def _dispatch(self, event: str, data: dict[str, Any]) -> None:
         msg_type, content = data.get("msg_type", ""), data.get("content") or {}
@@ -130,6 +159,7 @@ class BoxSession:
         elif channel == "stdin" and msg_type == "input_request" and req is not None:
             self._spawn(self._answer_input(content, req))
         elif req is not None and msg_type.endswith("_reply"):
+            req.metadata = data.get("metadata") or {}
             _resolve(req.reply, content)
 
     async def _answer_input(self, content: dict[str, Any], req: Request) -> None:
@@ -145,10 +175,19 @@ class BoxSession:
             await self._send(message)
 
     async def _send(self, message: dict[str, Any]) -> None:
-        """Post a message; one at a time, so the box gets them in the frontend's order
-        (comm messages are handled while a cell runs, and requests may race)."""
+        """Send a message on the channel (once it is open); one at a time, so the box gets
+        them in the frontend's order (comm messages are handled while a cell runs)."""
         async with self._send_lock:
-            await self.client.send(self.box["id"], self.sid, message)
+            while self._channel is None:
+                if self.dead or self._pump.done():
+                    raise BoxUnavailable(self.dead or "the session's channel is closed")
+                connected = asyncio.ensure_future(self._connected.wait())
+                await asyncio.wait([connected, self._pump], return_when=asyncio.FIRST_COMPLETED)
+                connected.cancel()
+            try:
+                await self._channel.send(json.dumps(message))
+            except ConnectionClosed as exc:
+                raise BoxUnavailable(f"lost the channel to the BoxRun server: {exc}") from exc
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -183,6 +222,8 @@ class BoxSession:
     async def close(self) -> None:
         """Stop reading events and end the session in the box."""
         self._pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pump
         for task in self._tasks:
             task.cancel()
         if not self.dead:

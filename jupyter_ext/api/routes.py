@@ -11,6 +11,7 @@ from ..core.errors import BoxRunError
 from .attach import AttachHandler
 from .base import BoxRunHandler
 from .boxes import BoxActionHandler, BoxesHandler, BoxHandler
+from .channel import SessionChannelHandler
 from .execs import (
     ExecActionHandler,
     ExecEventsHandler,
@@ -74,6 +75,7 @@ ROUTES: list[tuple[str, type[BoxRunHandler]]] = [
     (rf"/v1/boxes/{_ID}/sessions/{_ID}", SessionHandler),
     (rf"/v1/boxes/{_ID}/sessions/{_ID}/messages", SessionMessagesHandler),
     (rf"/v1/boxes/{_ID}/sessions/{_ID}/events", SessionEventsHandler),
+    (rf"/v1/boxes/{_ID}/sessions/{_ID}/channel", SessionChannelHandler),
     (r"/v1/.*", NotFoundHandler),
     (r"/ui", DashboardHandler),
 ]

@@ -71,7 +71,8 @@ class SessionManager:
         except BaseException as exc:
             await finish(self.store, self.boxes.bus, session, 0, f"it did not start: {exc}")
             raise
-        run = SessionRun(self.store, self.boxes.bus, session, link)
+        run = SessionRun(self.store, self.boxes.bus, session, link,
+                         lambda: self.boxes.backend.metrics(box.boxlite_id or ""))
         self.runs[session.id] = run
         run.task.add_done_callback(lambda _: self.runs.pop(session.id, None))
         await run.wait_ready()

@@ -14,6 +14,7 @@ from ..store.sessions import SessionStore
 from .agent import death_reason
 from .link import Link
 from .models import Session, SessionEvent, lifecycle
+from .usage import CellUsage, Read
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +26,19 @@ class SessionRun:
     """Drives one session from start to ``dead``.
 
     Its events are numbered, published and stored by an :class:`EventLog`;
-    ``session.status`` follows the interpreter's iopub ``status`` messages.
+    ``session.status`` follows the interpreter's iopub ``status`` messages; each
+    ``execute_reply`` carries the box's usage during the cell (``metadata.boxrun_usage``),
+    from the box's readings through ``usage``.
     """
 
     def __init__(self, store: SessionStore, bus: EventBus, session: Session, link: Link,
-                 seq: int = 0) -> None:
+                 usage: Read, seq: int = 0) -> None:
         self.store = store
         self.bus = bus
         self.session = session
         self.link = link
+        self.usage = usage
+        self._cells: dict[str, CellUsage] = {}  # by execute_request msg_id
         self.log: EventLog[SessionEvent] = EventLog(session.id, bus, store.add_events, seq)
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop_reason: str | None = None
@@ -57,6 +62,8 @@ class SessionRun:
         if self.session.status == "dead":
             raise BoxRunError("SESSION_DEAD", f"session {self.session.id} is dead: "
                                               f"{self.session.error_message}")
+        if req.get("op") == "send" and req.get("msg_type") == "execute_request":
+            self._cells[req["msg_id"]] = CellUsage(self.usage)
         await self.link.request(req)
 
     async def restart(self) -> None:
@@ -92,6 +99,11 @@ class SessionRun:
         if kind == "message":
             if report["channel"] == "iopub" and report["msg_type"] == "status":
                 self.session.status = report["content"].get("execution_state", "idle")
+            if report["msg_type"] == "execute_reply":
+                cell = self._cells.pop(report.get("parent_msg_id") or "", None)
+                if cell is not None:
+                    report["metadata"] = {**report.get("metadata", {}),
+                                          "boxrun_usage": await cell.stop()}
             await self._emit({k: v for k, v in report.items() if k != "type"})
         elif kind == "ready":
             self.session.status = "idle"
@@ -107,6 +119,8 @@ class SessionRun:
         await self.log.append(lambda seq: SessionEvent.of(seq, record))
 
     async def _finish(self, reason: str) -> None:
+        for cell in self._cells.values():
+            cell.cancel()
         await self.log.flush()
         await finish(self.store, self.bus, self.session, self.log.seq, reason)
 

@@ -4,6 +4,7 @@ moving the kernel's interpreter; ``%%boxrun NAME``; the monitor's comms kept on 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,16 @@ def test_magics_run_on_the_host(boxrun: Driver, magics_server: ServerProcess) ->
     assert "move line 2" in boxrun.reply["evalue"] and "never" not in text(mixed)
     assert "usage" in text(boxrun.run("%boxrun create"), "stderr")
     assert status(magics_server, name) == "running"
+
+
+def test_interrupt_stops_a_magic(boxrun: Driver) -> None:
+    msg_id = boxrun.kc.execute("%boxrun exec -- sleep 60")
+    time.sleep(2)  # the exec is running in the box
+    started = time.monotonic()
+    boxrun.km.interrupt_kernel()
+    out = boxrun.collect(msg_id, timeout=30)
+    assert time.monotonic() - started < 10 and "canceled" in text(out, "stderr")
+    assert text(boxrun.run("print('still here')"), "stdout") == "still here\n"
 
 
 def test_stop_start_use_and_cell_magic(boxrun: Driver, magics_server: ServerProcess) -> None:

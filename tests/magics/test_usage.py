@@ -2,38 +2,43 @@
 
 from __future__ import annotations
 
-import asyncio
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from jupyter_client.manager import start_new_kernel
 
 from boxrun_kernel.client import BoxRunClient
-from boxrun_kernel.magics.usage import CellMeter, usage_reply
+from boxrun_kernel.magics.usage import usage_reply
+from boxrun_kernel.session import open_session
 
 from ..servers import ServerProcess
 
 
-async def test_usage_reply_and_cell_meter(magics_server: ServerProcess) -> None:
+async def test_usage_reply_and_cell_usage(magics_server: ServerProcess) -> None:
+    """``usage_reply`` from the box's metrics; the server's ``execute_reply`` carries what
+    the box used during the cell."""
     client = BoxRunClient(socket=magics_server.socket)
-    spec = {"image": "debian", "name": "metered", "cpu": 1, "memory_mb": 256}
+    spec = {"image": "python", "name": "metered", "cpu": 1, "memory_mb": 512}
     box = await client.create_box(spec)
     try:
         usage = await usage_reply(client, box)
         assert usage["hostname"] == "metered" and usage["cpu_count"] == 1
         assert usage["kernel_memory"] > 0 and usage["box"]["box_id"] == box["id"]
         assert usage["host_virtual_memory"]["total"] >= usage["kernel_memory"]
-        meter = CellMeter(client, box["id"], interval=0.2)
-        # date +%s counts whole seconds: "+3" spins between 2 and 3 s
-        busy = {"cmd": ["sh", "-c", "end=$(($(date +%s)+3)); while [ $(date +%s) -lt $end ]; "
-                                    "do :; done"]}
-        ex = await client.call("POST", f"/v1/boxes/{box['id']}/exec", json=busy)
-        while (await client.call("GET", f"/v1/boxes/{box['id']}/exec/{ex['id']}"))[
-                "status"] == "running":
-            await asyncio.sleep(0.2)
-        cell = await meter.stop()
-        assert cell["wall_time_s"] >= 1.5 and cell["peak_memory_bytes"] > 0
-        assert 0.5 < cell["cpu_time_s"] < cell["wall_time_s"] + 0.5
+        session = await open_session(client, box, None, lambda *a: None, None,  # type: ignore[arg-type]
+                                     logging.getLogger())
+        busy = "import time\nx = bytearray(96 << 20)\nend = time.time() + 1.5\n" \
+               "while time.time() < end: pass"
+        metadata: dict[str, Any] = {}
+        reply = await session.request("shell", "execute_request", {"code": busy},
+                                      reply_metadata=metadata)
+        assert reply and reply["status"] == "ok"
+        cell = metadata["boxrun_usage"]
+        assert cell["wall_time_s"] >= 1.5 and cell["peak_memory_bytes"] > 96 << 20
+        assert 1.0 < cell["cpu_time_s"] < cell["wall_time_s"] + 0.5
+        await session.close()
     finally:
         await client.remove_box(box["id"])
         await client.aclose()
