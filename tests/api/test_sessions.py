@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect, unix_connect
+from websockets.exceptions import InvalidStatus
 
 from ..servers import ServerProcess
 from .test_http import error
@@ -285,3 +287,47 @@ def test_server_restart_kills_sessions(new_server: ServerProcess) -> None:
         session.http = http
         assert session.events(lambda e: False)[-1]["msg_type"] == "dead"
         http.delete(f"/v1/boxes/{box['id']}", params={"force": "true"})
+
+
+async def test_channel_both_ways(server: ServerProcess, http: httpx.Client,
+                                 python_box: dict) -> None:
+    """The WebSocket channel: messages in, events out with the cell's usage, a refused
+    message answered in the API's words, and a resumed channel replaying from ``after``,
+    over the socket and over TCP with the token."""
+    session, _ = start(http, python_box, "ipykernel")
+    path = f"{session.path}/channel"
+    error(http.get(path, params={"after": "soon"}), 422, "VALIDATION_ERROR")
+    error(http.get(f"/v1/boxes/{python_box['id']}/sessions/sess_nosuchone/channel"), 404,
+          "SESSION_NOT_FOUND")
+    async with unix_connect(server.socket, f"ws://boxrun{path}") as ws:
+        await ws.send(json.dumps({"channel": "shell", "msg_type": "execute_request",
+                                  "msg_id": "cell-1", "content": {"code": "6 * 7"}}))
+        await ws.send(json.dumps({"channel": "nowhere", "msg_type": "x", "msg_id": "bad-1"}))
+        events: list[dict] = []
+        refused: list[dict] = []
+        finished = _done("cell-1")
+        complete = False
+        async for frame in ws:
+            data = json.loads(frame)
+            if data.get("type") == "error":
+                refused.append(data)
+            else:
+                events.append(data)
+                complete = complete or finished(data)
+            if complete and refused:
+                break
+    assert refused == [{"type": "error", "code": "VALIDATION_ERROR", "msg_id": "bad-1",
+                        "message": refused[0]["message"]}]
+    result = next(e for e in events if e["msg_type"] == "execute_result")
+    assert result["content"]["data"]["text/plain"] == "42"
+    (done,) = [e for e in events if e["msg_type"] == "execute_reply"]
+    usage = done["metadata"]["boxrun_usage"]
+    assert usage["wall_time_s"] >= 0 and usage["peak_memory_bytes"] > 0
+    assert usage["cpu_time_s"] is not None
+    url = f"ws://127.0.0.1:{server.port}{path}?after={result['seq'] - 1}"
+    async with connect(url, additional_headers={"Authorization": f"token {server.token}"}) as ws:
+        again = json.loads(await ws.recv())
+    assert again == result
+    with pytest.raises(InvalidStatus):
+        async with connect(url):
+            pass
