@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-
-if TYPE_CHECKING:
-    from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect, unix_connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 #: Most calls answer at once; creating or starting a box may unpack an image first.
 TIMEOUT = httpx.Timeout(30, connect=5)
@@ -111,10 +110,6 @@ class BoxRunClient:
     async def channel(self, box_id: str, sid: str, after: int) -> ClientConnection:
         """The WebSocket channel of a session: its events after ``after`` come in, messages
         go out (docs/sessions.md)."""
-        # Imported here: the kernel needs it only once its box is being opened.
-        from websockets.asyncio.client import connect, unix_connect  # noqa: PLC0415
-        from websockets.exceptions import InvalidHandshake, InvalidStatus  # noqa: PLC0415
-
         path = f"/v1/boxes/{box_id}/sessions/{sid}/channel?after={after}"
         options: dict[str, Any] = {"max_size": None, "compression": None, "open_timeout": 10}
         try:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import time
 import uuid
 from collections.abc import Coroutine
-from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from ipykernel.kernelbase import Kernel
 from traitlets import Bool, Enum, Float, Integer, Unicode, default
 
-from . import __version__
+from . import __version__, boxspec, prestart
 from .client import ApiError, BoxRunClient, BoxUnavailable
 from .host import Host, MisplacedMagic, split_cell
 from .magics.usage import usage_reply
@@ -28,9 +26,6 @@ INFO_WAIT = 30.0
 #: What a lost interpreter's message suggests.
 WAY_BACK = ("Restart the kernel to get a working box (`%boxrun start` starts a stopped box "
             "again, `%boxrun use NAME` moves to another)")
-#: Folders of the box a notebook folder is never mounted over (it goes to /root/work).
-SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/run", "/sbin",
-               "/sys", "/usr")
 
 
 class BoxRunKernel(Kernel):
@@ -46,13 +41,15 @@ class BoxRunKernel(Kernel):
     socket_path = Unicode(help="Unix socket of the BoxRun server ($BOXRUN_SOCKET, else "
                                "$BOXRUN_STATE_DIR/boxrun.sock, else ~/.boxrun/boxrun.sock: "
                                "the Jupyter server's own)").tag(config=True)
-    image = Unicode("python", help="Image of the kernel's box").tag(config=True)
-    cpu = Integer(1, help="CPUs of the kernel's box").tag(config=True)
-    memory_mb = Integer(1024, help="Memory of the kernel's box, in MiB").tag(config=True)
+    image = Unicode(boxspec.IMAGE, help="Image of the kernel's box").tag(config=True)
+    cpu = Integer(boxspec.CPU, help="CPUs of the kernel's box").tag(config=True)
+    memory_mb = Integer(boxspec.MEMORY_MB, help="Memory of the kernel's box, in MiB"
+                        ).tag(config=True)
     network = Bool(False, help="Whether the box may reach the network").tag(config=True)
-    box_name = Unicode("jupyter-{kernel_id}", help="Name of the kernel's box; {kernel_id} is "
-                       "the kernel's id, so a restarted kernel finds its box").tag(config=True)
-    mount = Enum(["ro", "rw", "off"], "ro", help="How the notebook's folder (the kernel's "
+    box_name = Unicode(boxspec.BOX_NAME, help="Name of the kernel's box; {kernel_id} is the "
+                       "kernel's id, so a restarted kernel finds its box").tag(config=True)
+    mount = Enum(["ro", "rw", "off"], boxspec.MOUNT, help="How the notebook's folder (the "
+                 "kernel's "
                  "working directory) is mounted in the box, at the same path; the interpreter "
                  "starts there").tag(config=True)
     keep_box = Bool(False, help="Keep the box (its files and installed packages) when the "
@@ -64,12 +61,11 @@ class BoxRunKernel(Kernel):
 
     @default("server_url")
     def _server_url_default(self) -> str:
-        return os.environ.get("BOXRUN_URL", "")
+        return boxspec.server_address()[0]
 
     @default("socket_path")
     def _socket_path_default(self) -> str:
-        state = os.environ.get("BOXRUN_STATE_DIR") or os.path.expanduser("~/.boxrun")
-        return os.environ.get("BOXRUN_SOCKET") or os.path.join(state, "boxrun.sock")
+        return boxspec.server_address()[1]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -80,6 +76,7 @@ class BoxRunKernel(Kernel):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._notice = ""
         self._cell_usage: tuple[str, dict[str, Any]] | None = None  # (msg_id, usage)
+        self._id = ""
         self._target: str | None = None  # the box `%boxrun use` chose; None: the kernel's own
         self._opened = False  # whether a box was opened: later, a missing box is not made
         self._cells: dict[str, BoxSession] = {}  # interpreters of `%%boxrun NAME` cells
@@ -140,11 +137,16 @@ class BoxRunKernel(Kernel):
 
     async def _open_box(self, client: BoxRunClient) -> BoxSession:
         started = time.monotonic()
-        box = await self._get_box(client)
+        early = await self._early_box(client)
+        if early is not None:
+            box, record = early
+            session = BoxSession(client, box, record["id"], self._relay, self._ask_input,
+                                 self.log)
+        else:
+            box = await self._get_box(client)
+            session = await open_session(client, box, boxspec.session_cwd(box, os.getcwd()),
+                                         self._relay, self._ask_input, self.log)
         self._opened = True
-        cwd = next((v["guest_path"] for v in box.get("volumes") or []
-                    if v["host_path"] == os.getcwd()), None)
-        session = await open_session(client, box, cwd, self._relay, self._ask_input, self.log)
         info = await session.request("shell", "kernel_info_request", {}) or {}
         self.language_info = info.get("language_info") or self.language_info
         self.banner = (f"{info.get('banner', '')}\nRunning in BoxRun box {box['name']} "
@@ -153,9 +155,36 @@ class BoxRunKernel(Kernel):
                       time.monotonic() - started)
         return session
 
+    async def _early_box(self, client: BoxRunClient
+                         ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The box and session :mod:`.prestart` opened while the kernel started, if they
+        are what these settings ask for; else None, and anything it made is undone."""
+        started = prestart.claim()
+        if started is None or self._opened:
+            return None
+        plan, future = started
+        try:
+            box, record, created = await asyncio.wrap_future(future)
+        except Exception as exc:  # noqa: BLE001 - the kernel tries itself, and says why
+            self.log.info("the early box did not open (%s); opening it now", exc)
+            return None
+        if plan == ((self.server_url, self.socket_path), self._spec()):
+            return box, record
+        with contextlib.suppress(BoxUnavailable):  # configured otherwise after all
+            await client.close_session(box["id"], record["id"])
+            if created:
+                await client.remove_box(box["id"])
+        return None
+
     def _own_box(self) -> str:
         """The name of the kernel's own box."""
-        return self.box_name.format(kernel_id=self._kernel_id())[:63]
+        return boxspec.box_name(self.box_name, self._kernel_id)
+
+    def _spec(self) -> dict[str, Any]:
+        """The kernel's own box as its settings describe it."""
+        return {"name": self._own_box(), "image": self.image, "cpu": self.cpu,
+                "memory_mb": self.memory_mb, "network": self.network,
+                "volumes": boxspec.notebook_volumes(os.getcwd(), self.mount)}
 
     def _current_box(self) -> str:
         """The name of the box cells run in."""
@@ -167,12 +196,10 @@ class BoxRunKernel(Kernel):
         ``%boxrun use``, it must be there and running."""
         if self._target is not None or self._opened:
             return await running_box(client, self._current_box())
-        name = self._own_box()
-        box = await client.find_box(name)
+        box = await client.find_box(self._own_box())
         if box is not None:
             return box if box["status"] == "running" else await client.start_box(box["id"])
-        spec = {"name": name, "image": self.image, "cpu": self.cpu, "memory_mb": self.memory_mb,
-                "network": self.network, "volumes": self._volumes()}
+        spec = self._spec()
         try:
             return await client.create_box(spec)
         except ApiError as exc:
@@ -181,20 +208,13 @@ class BoxRunKernel(Kernel):
             self._notice = f"The notebook's folder is not mounted in the box: {exc}\n"
             return await client.create_box({**spec, "volumes": []})
 
+    @property
     def _kernel_id(self) -> str:
-        stem = Path(getattr(self.parent, "connection_file", "") or "").stem
-        stem = re.sub(r"[^A-Za-z0-9._-]", "-", stem.removeprefix("kernel-"))
-        return stem or uuid.uuid4().hex[:12]
-
-    def _volumes(self) -> list[dict[str, Any]]:
-        if self.mount == "off":
-            return []
-        cwd = os.getcwd()
-        path = PurePosixPath(cwd)
-        guest = cwd
-        if len(path.parts) <= 2 or any(path.is_relative_to(d) for d in SYSTEM_DIRS):
-            guest = "/root/work"
-        return [{"host_path": cwd, "guest_path": guest, "readonly": self.mount == "ro"}]
+        """The kernel's id (from its connection file), or a random one kept for the process."""
+        if not self._id:
+            connection = getattr(self.parent, "connection_file", "") or ""
+            self._id = boxspec.kernel_id(connection) or uuid.uuid4().hex[:12]
+        return self._id
 
     async def _on_main(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the main loop, which owns the HTTP client (control has its own)."""

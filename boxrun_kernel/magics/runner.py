@@ -5,23 +5,15 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
+from ..boxspec import server_address
 from ..client import BoxRunClient
 from .api import Server
 
 T = TypeVar("T")
-
-
-def server_address() -> tuple[str, str]:
-    """``(url, socket)`` of the server, as the kernel finds it: ``$BOXRUN_URL``, else
-    ``$BOXRUN_SOCKET``, else ``$BOXRUN_STATE_DIR/boxrun.sock``, else ``~/.boxrun/boxrun.sock``."""
-    state = os.environ.get("BOXRUN_STATE_DIR") or os.path.expanduser("~/.boxrun")
-    socket = os.environ.get("BOXRUN_SOCKET") or os.path.join(state, "boxrun.sock")
-    return os.environ.get("BOXRUN_URL", ""), socket
 
 
 class Runner:
