@@ -1,9 +1,13 @@
-"""Handlers of ``/v1/info``, ``/v1/run``, ``/v1/gc``, ``/v1/images`` and the dashboard."""
+"""Handlers of ``/v1/info``, ``/v1/openapi.json``, ``/v1/run``, ``/v1/gc``, ``/v1/images``
+and the dashboard."""
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
+from typing import Any
 
+import yaml
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
@@ -18,6 +22,21 @@ class InfoHandler(BoxRunHandler):
     @authorized
     async def get(self) -> None:
         self.reply(self.manager.info())
+
+
+@cache
+def openapi() -> dict[str, Any]:
+    """The API's OpenAPI description, ``openapi.yaml`` of this package."""
+    return yaml.safe_load((files(__package__) / "openapi.yaml").read_text(encoding="utf-8"))
+
+
+class OpenAPIHandler(BoxRunHandler):
+    """``GET /v1/openapi.json``: the API's OpenAPI description as JSON."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(openapi())
 
 
 class RunHandler(BoxRunHandler):

@@ -26,7 +26,14 @@ from .metrics import (
     LifecycleEventsHandler,
     MetricsEventsHandler,
 )
-from .misc import DashboardHandler, GcHandler, ImagesHandler, InfoHandler, RunHandler
+from .misc import (
+    DashboardHandler,
+    GcHandler,
+    ImagesHandler,
+    InfoHandler,
+    OpenAPIHandler,
+    RunHandler,
+)
 from .sessions import (
     SessionActionHandler,
     SessionEventsHandler,
@@ -52,6 +59,7 @@ class NotFoundHandler(BoxRunHandler):
 
 ROUTES: list[tuple[str, type[BoxRunHandler]]] = [
     (r"/v1/info", InfoHandler),
+    (r"/v1/openapi\.json", OpenAPIHandler),
     (r"/v1/boxes", BoxesHandler),
     (rf"/v1/boxes/{_ID}{_ACTION}", BoxActionHandler),
     (rf"/v1/boxes/{_ID}", BoxHandler),
