@@ -10,12 +10,12 @@ import type { ISignal } from '@lumino/signaling';
 /** The cell metadata key holding the usage of the cell's last run. */
 export const USAGE_KEY = 'boxrun';
 
-/** A cell's usage as the BoxRun kernel measures it (boxrun_kernel/magics/usage.py). */
+/** A cell's usage as the BoxRun server measures it (jupyter_ext/sessions/usage.py). */
 export interface ICellUsage {
   wall_time_s: number;
-  /** Null when the cell ended before the box's first metrics sample. */
+  /** Null where the box's backend does not report memory or cpu time. */
   peak_memory_bytes: number | null;
-  cpu_time_s: number;
+  cpu_time_s: number | null;
 }
 
 /** What of a notebook cell the recorder uses (a `Cell`; a `CodeCell` has `outputArea`). */
@@ -37,11 +37,12 @@ function isUsage(value: unknown): value is ICellUsage {
     return false;
   }
   const usage = value as Record<string, unknown>;
-  const peak = usage.peak_memory_bytes;
+  const numberOrNull = (key: string) =>
+    usage[key] === null || typeof usage[key] === 'number';
   return (
     typeof usage.wall_time_s === 'number' &&
-    typeof usage.cpu_time_s === 'number' &&
-    (peak === null || typeof peak === 'number')
+    numberOrNull('cpu_time_s') &&
+    numberOrNull('peak_memory_bytes')
   );
 }
 
