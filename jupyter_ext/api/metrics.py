@@ -74,7 +74,7 @@ def _sample(sample: dict[str, Any]) -> tuple[None, str, Any]:
 
 
 def _lifecycle(event: LifecycleEvent) -> tuple[int, str, Any]:
-    return event.id, event.type, event.to_json()
+    return event.seq, event.type, event.to_json()
 
 
 class MetricsEventsHandler(EventStreamHandler):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import BoxRunError
-from .events import EventBus
+from .events import EventBus, replay
 from .models import Box, now
 
 #: EventBus key of lifecycle events.
@@ -21,9 +21,10 @@ HISTORY = 1024
 
 @dataclass(frozen=True)
 class LifecycleEvent:
-    """One transition of one box; ``id`` grows by one per event, server-wide."""
+    """One transition of one box; ``seq`` (its SSE ``id``) grows by one per event,
+    server-wide."""
 
-    id: int
+    seq: int
     type: str
     box: dict[str, Any]
     at: str
@@ -66,19 +67,13 @@ class Lifecycle:
         yield
         self.timings.setdefault(box_id, {})[key] = round((time.perf_counter() - start) * 1000, 1)
 
-    async def events(self, after: int | None, keepalive: float) -> AsyncIterator[LifecycleEvent | None]:
-        """Events with ``id > after`` (``None``: from now on), each once and in order;
-        ``None`` stands for a keep-alive. Never ends."""
-        after = self._seq if after is None else after
-        while True:
-            with self.bus.subscribe(KEY) as sub:
-                for event in list(self.history):
-                    if event.id > after:
-                        yield event
-                        after = event.id
-                while (event := await sub.get(keepalive)) is not None or not sub.lagged:
-                    if event is None:
-                        yield None
-                    elif event.id > after:
-                        yield event
-                        after = event.id
+    def events(self, after: int | None, keepalive: float) -> AsyncIterator[LifecycleEvent | None]:
+        """Events with ``seq > after`` (``None``: from now on), each once and in order, from
+        the history kept, then live; ``None`` stands for a keep-alive. Never ends."""
+        return replay(self.bus, KEY, _nothing_stored, lambda: list(self.history),
+                      self._seq if after is None else after, keepalive, lambda _: False)
+
+
+async def _nothing_stored(after: int) -> list[LifecycleEvent]:
+    """Lifecycle events live only in the history."""
+    return []
