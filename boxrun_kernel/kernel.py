@@ -28,6 +28,13 @@ WAY_BACK = ("Restart the kernel to get a working box (`%boxrun start` starts a s
             "again, `%boxrun use NAME` moves to another)")
 
 
+def error_content(ename: str, evalue: str, traceback: list[str] | None = None
+                  ) -> dict[str, Any]:
+    """An error reply's content; without a traceback, one line naming the error."""
+    return {"status": "error", "ename": ename, "evalue": evalue,
+            "traceback": traceback or [f"\x1b[0;31m{ename}\x1b[0m: {evalue}"]}
+
+
 class BoxRunKernel(Kernel):
     """Relays the Jupyter protocol to an interpreter session in a box of a BoxRun server."""
 
@@ -258,8 +265,7 @@ class BoxRunKernel(Kernel):
         try:
             return await self._on_main(ask())
         except BoxUnavailable as exc:
-            return {"status": "error", "ename": "BoxUnavailable", "evalue": str(exc),
-                    "traceback": [f"\x1b[0;31mBoxUnavailable\x1b[0m: {exc}"]}
+            return error_content("BoxUnavailable", str(exc))
 
     def _publish_execute_input(self, code: str, parent: Any, execution_count: int) -> None:
         """Left to the box's interpreter, which knows the execution count."""
@@ -303,8 +309,7 @@ class BoxRunKernel(Kernel):
 
     def _fail(self, ename: str, evalue: str, tb: list[str] | None = None) -> dict[str, Any]:
         """An error reply for a failure here on the host, published as the cell's error."""
-        reply = {"status": "error", "ename": ename, "evalue": evalue,
-                 "traceback": tb or [f"\x1b[0;31m{ename}\x1b[0m: {evalue}"]}
+        reply = error_content(ename, evalue, tb)
         self._publish_error(reply)
         return reply
 
@@ -349,7 +354,7 @@ class BoxRunKernel(Kernel):
         try:
             content = await self._on_main(usage())
         except BoxUnavailable as exc:
-            content = {"status": "error", "ename": "BoxUnavailable", "evalue": str(exc)}
+            content = error_content("BoxUnavailable", str(exc))
         self.session.send(stream, "usage_reply", content, parent, ident)  # type: ignore[union-attr]
 
     async def do_complete(self, code: str, cursor_pos: int) -> dict[str, Any]:
@@ -414,8 +419,7 @@ class BoxRunKernel(Kernel):
         try:
             await self._on_main(interrupt())
         except BoxUnavailable as exc:
-            content = {"status": "error", "ename": "BoxUnavailable", "evalue": str(exc),
-                       "traceback": []}
+            content = error_content("BoxUnavailable", str(exc))
         self.session.send(stream, "interrupt_reply", content, parent, ident=ident)  # type: ignore[union-attr]
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
