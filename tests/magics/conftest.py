@@ -85,6 +85,47 @@ class Driver:
                                                        {"comm_id": comm_id, "data": data}))
 
 
+VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+class Row:
+    """The widget models of one box's row, found by its title."""
+
+    def __init__(self, kernel: Driver, name: str) -> None:
+        self.kernel, self.name = kernel, name
+
+    def _ids(self) -> dict[str, Any] | None:
+        models = self.kernel.models
+        title = next((i for i, s in models.items() if s.get("_model_name") == "HTMLModel"
+                      and f"<b>{self.name}</b>" in s.get("value", "")), None)
+        line = next((i for i, s in models.items()
+                     if f"IPY_MODEL_{title}" in s.get("children", [])), None)
+        row = next((i for i, s in models.items()
+                    if f"IPY_MODEL_{line}" in s.get("children", [])), None)
+        if title is None or line is None or row is None:
+            return None
+        parts = [c.removeprefix("IPY_MODEL_") for c in models[line]["children"]]
+        buttons = {models[p]["description"]: p for p in parts
+                   if models[p].get("_model_name") == "ButtonModel"}
+        confirm = models[row]["children"][1].removeprefix("IPY_MODEL_")
+        return {"row": row, "badge": parts[1], "cpu": parts[3], "spark": parts[5],
+                "buttons": buttons, "confirm": confirm}
+
+    def ids(self) -> dict[str, Any]:
+        return self.kernel.wait(self._ids, what=f"the row of box {self.name}")
+
+    def badge(self) -> str:
+        return self.kernel.models[self.ids()["badge"]]["value"]
+
+    def wait_status(self, status: str) -> None:
+        self.kernel.wait(lambda: self._ids() and f">{status}</span>" in self.badge(),
+                         what=f"box {self.name} shown {status}")
+
+    def click(self, button: str) -> None:
+        self.kernel.send_comm(self.ids()["buttons"][button],
+                              {"method": "custom", "content": {"event": "click"}})
+
+
 def text(messages: list[dict[str, Any]], name: str | None = None) -> str:
     """Streamed text of ``messages`` (of stream ``name`` only, if given) and text results."""
     parts = []

@@ -12,8 +12,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from ..servers import ServerProcess
-from .conftest import Driver, status, text
-from .test_widgets import VIEW, Row
+from .conftest import VIEW, Driver, Row, status, text
 
 
 @pytest.fixture(scope="module")
