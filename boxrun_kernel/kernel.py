@@ -88,6 +88,7 @@ class BoxRunKernel(Kernel):
         self._opened = False  # whether a box was opened: later, a missing box is not made
         self._cells: dict[str, BoxSession] = {}  # interpreters of `%%boxrun NAME` cells
         self._host = Host(self._show, self._current_box)
+        self._deliveries: set[asyncio.Future[None]] = set()  # comm messages on their way
 
     @property
     def kernel_info(self) -> dict[str, Any]:
@@ -385,16 +386,24 @@ class BoxRunKernel(Kernel):
 
     async def _forward_comm(self, stream: Any, ident: list[bytes],
                             parent: dict[str, Any]) -> None:
-        """A comm message goes to the host's widget it is for, else into the box."""
+        """A comm message goes to the host's widget it is for, else into the box, in the
+        background: ipykernel handles comms beside the request holding the shell and, once
+        the comm's handler returns, restores that request as the shell's parent; a handler
+        still waiting for the box then (while it starts) would restore it over the next
+        request's, whose ``idle`` would go out under the wrong parent and never end it."""
         msg_type = parent["header"]["msg_type"]
         host = self._host.comms
         if host is not None and parent["content"].get("comm_id") in host.comms:
             getattr(host, msg_type)(stream, ident, parent)
             return
-        reply = await self._forward(msg_type, parent, reply=False)
-        if reply.get("status") == "error":
-            self.log.warning("%s not delivered: %s", parent["header"]["msg_type"],
-                             reply["evalue"])
+
+        async def deliver() -> None:
+            reply = await self._forward(msg_type, parent, reply=False)
+            if reply.get("status") == "error":
+                self.log.warning("%s not delivered: %s", msg_type, reply["evalue"])
+        task = asyncio.ensure_future(deliver())
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
 
     async def kernel_info_request(self, stream: Any, ident: list[bytes],
                                   parent: dict[str, Any]) -> None:

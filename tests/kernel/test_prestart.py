@@ -4,6 +4,7 @@ the kernel undoing a box its settings turn out not to want."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,32 @@ def test_kernel_undoes_an_early_box_it_is_not_configured_for(
         with server.http() as http:
             boxes = [b for b in http.get("/v1/boxes").json() if b["name"] == name]
         assert [b["memory_mb"] for b in boxes] == [512]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel()
+
+
+def test_a_cell_sent_while_the_box_opens_ends(defaults: Path, notebook_dir: Path) -> None:
+    """JupyterLab's first messages to a kernel that is still opening its box: history, its
+    widget manager's comm, then a cell. The cell's ``idle`` must come under the cell (comms
+    are forwarded in the background, so ipykernel restores no stale parent over it)."""
+    km, kc = start_new_kernel(kernel_name="boxrun", env=dict(os.environ),
+                              cwd=str(notebook_dir), startup_timeout=120)
+    km.restart_kernel(now=True)  # a fresh kernel process: it opens its session again
+    try:
+        kc.history(hist_access_type="tail", n=10)
+        comm = {"comm_id": "c0ffee", "target_name": "jupyter.widget.control", "data": {}}
+        kc.shell_channel.send(kc.session.msg("comm_open", comm))
+        kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": "c0ffee", "data": {}}))
+        cell = kc.execute("6 * 7")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            msg = kc.get_iopub_msg(timeout=deadline - time.monotonic())
+            if (msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle"
+                    and msg["parent_header"].get("msg_id") == cell):
+                break
+        else:
+            pytest.fail("the cell's idle status never came")
     finally:
         kc.stop_channels()
         km.shutdown_kernel()
