@@ -11,7 +11,7 @@ reported as ``RUNTIME_ERROR`` with the exception's text.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -132,6 +132,9 @@ class Backend(abc.ABC):
     #: How ``cpu`` and ``memory_mb`` are enforced (``/v1/info``): ``"vm"``,
     #: ``"cgroup v1"``, ``"cgroup v2"``, ``"rlimits"`` or ``"none"``.
     limits: str = "none"
+    #: Set by the manager: called with a box's handle and why (in words) when a running
+    #: box's sandbox ends without being asked to (its init died: out of memory, killed).
+    on_exit: Callable[[str, str], None] | None = None
 
     def resolve_image(self, images: ImageStore, image: str) -> tuple[str, Path | None]:
         """The reference that will run for a requested ``image`` and its OCI layout in
