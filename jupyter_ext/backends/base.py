@@ -132,6 +132,9 @@ class Backend(abc.ABC):
     #: How ``cpu`` and ``memory_mb`` are enforced (``/v1/info``): ``"vm"``,
     #: ``"cgroup v1"``, ``"cgroup v2"``, ``"rlimits"`` or ``"none"``.
     limits: str = "none"
+    #: How many boxes may have host user ids of their own at once (``/v1/info``);
+    #: None where the question does not arise (a VM) or boxes share one range.
+    box_uid_ranges: int | None = None
     #: Set by the manager: called with a box's handle and why (in words) when a running
     #: box's sandbox ends without being asked to (its init died: out of memory, killed).
     on_exit: Callable[[str, str], None] | None = None

@@ -360,6 +360,7 @@ class BoxManager:
             "backend_reason": self.backend_reason,
             "limitations": self.backend.limitations,
             "limits": self.backend.limits,
+            "box_uid_ranges": self.backend.box_uid_ranges,
             "boxes": counts,
             "version": __version__,
         }

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
-from ..core.errors import BoxRunError
+from ..core.hostcmd import run_checked
 from .locks import file_lock
 from .oci import Layout
 from .userns import UserNs
 
 #: Make the target, unpack the layer into it, and give it to box root.
 UNPACK_SCRIPT = 'mkdir -- "$1" && chown 0:0 "$1" && chmod 755 "$1" && shift && exec tar "$@"'
-
-
-async def run_checked(command: list[str], what: str) -> None:
-    """Run ``command``; RUNTIME_ERROR quoting its stderr if it fails."""
-    proc = await asyncio.create_subprocess_exec(
-        *command,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise BoxRunError("RUNTIME_ERROR", f"{what} failed: {err.decode(errors='replace')}")
 
 
 def unpack_command(layer: Path, target: Path, userns: UserNs) -> list[str]:

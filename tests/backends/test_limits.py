@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -39,10 +40,14 @@ async def test_cgroup_holds_the_box_and_its_execs(
         assert {k: v.strip() for k, v in by_file.items() if v} == {
             "cpu.cfs_quota_us": "200000", "memory.limit_in_bytes": str(300 << 20),
             "pids.max": str(PIDS_MAX)}
-    process = await backend.exec(handle, ["sleep", "30"], {}, "/")
+    marker = f"cgroup-marker-{os.getpid()}"
+    process = await backend.exec(handle, ["sh", "-c", "sleep 30", marker], {}, "/")
     try:
-        for group in groups:  # nsenter itself, so everything it forks
-            assert str(process.pid) in read(group, "cgroup.procs").split()
+        host_pids = [p.parent.name for p in Path("/proc").glob("[0-9]*/cmdline")
+                     if marker.encode() in _read_bytes(p)]
+        assert host_pids
+        for group in groups:  # started by the box's init, so in its groups
+            assert set(host_pids) <= set(read(group, "cgroup.procs").split())
     finally:
         process.kill()
         await process.wait()
@@ -137,3 +142,10 @@ async def test_box_without_disk_image_keeps_its_upper_dir(
     await backend.start(handle, box)
     assert (await run(handle, "sh", "-c", "echo hi > /root/f"))[0] == 0
     assert any((box_dir / "upper").rglob("f"))
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

@@ -1,4 +1,4 @@
-"""The namespace backend: boxes as bubblewrap sandboxes in a user namespace."""
+"""The namespace backend: boxes as bubblewrap sandboxes in user namespaces of their own."""
 
 from __future__ import annotations
 
@@ -6,52 +6,63 @@ import asyncio
 import json
 import logging
 import os
+import re
 import secrets
-import shutil
+import sys
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from ...core.errors import BoxRunError
+from ...core.hostcmd import HOST_ENV, missing, run_checked, tool
 from ...images.oci import read_layout
 from ...images.store import ImageStore
-from ...images.unpack import RootfsCache, run_checked
-from ...images.userns import UserNs, detect
+from ...images.unpack import RootfsCache
+from ...images.userns import RANGE, UserNs, detect
 from ..base import Backend, BoxSpec
-from . import cgroups, commands
+from . import cgroups, commands, prepare
+from .fdio import read_some
+from .init import binary
+from .launcher import Launcher, close_all
 from .metrics import net_bytes, process_usage
-from .process import NsProcess, alive, collect, read_some
-from .terminal import NsTerminal, in_session, open_pty, open_terminal
+from .network import Slirp
+from .process import NsProcess, alive, collect
+from .seccomp import box_filter
+from .terminal import NsTerminal, open_pty, open_terminal
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
-TOOLS = ("unshare", "nsenter", "bwrap", "mount")
+TOOLS = ("unshare", "bwrap", "mount", "sh", "ip", "rm")
+#: ``ns-<hex>`` (ids of slot 0, the images') or ``ns-<slot>-<hex>``.
+HANDLE = re.compile(r"ns-(?:(\d{1,6})-)?[0-9a-f]{16}")
 
 
 @dataclass
 class Sandbox:
-    """A running box: its bwrap process and the host pid of the box's first process."""
+    """A running box: its process tree, the host pid of its first process, its init."""
 
     proc: asyncio.subprocess.Process
     pid: int
-    hostname: str
-    network: bool
-    drain: asyncio.Task[None]
+    slot: int
+    launcher: Launcher
+    slirp: Slirp | None
+    watch: asyncio.Task[None]
 
 
 class NamespaceBackend(Backend):
     """Boxes are overlay-mounted image copies under ``<state_dir>/boxes/<handle>``.
 
-    Box root is the first id of the server user's ``/etc/subuid`` range; without one
-    it is the server's user itself (see :attr:`limitations`). Boxes die with the
-    server process, and a box cannot reach a host path its root may not traverse.
-    ``cpu`` and ``memory_mb`` are enforced as :func:`.cgroups.detect` finds possible;
-    ``disk_size_gb`` when the server may loop-mount: the writable layer is then in
-    ``<box>/disk.img``, a sparse ext4 image mounted on ``<box>/disk`` in the box's own
-    mount namespace only, so it is unmounted when the box's last process exits
-    (boxes made without one keep their plain ``upper`` and ``work``).
+    Box ids are a slot of the server user's subordinate range (see
+    :mod:`~jupyter_ext.images.userns`); every command of a box is started inside it by
+    its first process, ``boxrun-init`` (see :mod:`.launcher`), with Docker's default
+    capabilities less ``CAP_NET_RAW``, no_new_privs and a seccomp filter
+    (:mod:`.seccomp`); a box has its own network namespace (:mod:`.network`). Boxes die
+    with the server process. ``cpu`` and ``memory_mb`` are enforced as
+    :func:`.cgroups.detect` finds possible; ``disk_size_gb`` when the server may
+    loop-mount: the writable layer is then in ``<box>/disk.img``, a sparse ext4 image
+    mounted on ``<box>/disk`` in the box's own mount namespace only.
     """
 
     name: ClassVar[str] = "namespace"
@@ -65,16 +76,22 @@ class NamespaceBackend(Backend):
         self._limits = cgroups.detect()
         self.limits = self._limits.mode
         self._disk_problem = _disk_problem()
+        self._network_problem = ("missing host tool slirp4netns (package slirp4netns)"
+                                 if missing(("slirp4netns",)) else None)
         self.limitations = [*self.userns.limitations,
-                            *_limitations(self.limits, self._disk_problem)]
+                            *_limitations(self.limits, self._disk_problem),
+                            *([f"network: true is refused: {self._network_problem}"]
+                              if self._network_problem else []),
+                            SHARED_KERNEL]
         self._running: dict[str, Sandbox] = {}
 
     async def open(self) -> None:
-        """Check the host tools exist and make the boxes directory."""
+        """Check the host tools, build ``boxrun-init`` if needed, make ``boxes/``."""
         tools = (*TOOLS, "prlimit") if self.limits == "rlimits" else TOOLS
-        missing = [tool for tool in tools if shutil.which(tool) is None]
-        if missing:
-            raise BoxRunError("RUNTIME_ERROR", f"missing host tools: {', '.join(missing)}")
+        if lacking := missing(tools):
+            raise BoxRunError("RUNTIME_ERROR", f"missing host tools: {', '.join(lacking)}")
+        self._init = binary()
+        box_filter()
         self.boxes_dir.mkdir(parents=True, exist_ok=True)
         self.boxes_dir.chmod(0o711)  # box root only passes through
         for box_dir in self.boxes_dir.glob("ns-*"):  # left by a server that was killed
@@ -86,10 +103,33 @@ class NamespaceBackend(Backend):
         """Stop every box still running."""
         await asyncio.gather(*(self.stop(handle) for handle in list(self._running)))
 
+    @property
+    def box_uid_ranges(self) -> int | None:  # type: ignore[override]
+        """How many boxes may exist at once, each with host ids of its own (None: every
+        box has the images' ids, and their number is not bounded by ids)."""
+        return self.userns.slots or None
+
     def _box_dir(self, handle: str) -> Path:
-        if not handle.startswith("ns-") or "/" in handle:
+        if not HANDLE.fullmatch(handle):
             raise BoxRunError("RUNTIME_ERROR", f"not a namespace box: {handle!r}")
         return self.boxes_dir / handle
+
+    @staticmethod
+    def _slot(handle: str) -> int:
+        match = HANDLE.fullmatch(handle)
+        return int(match.group(1) or 0) if match else 0
+
+    def _free_slot(self) -> int:
+        """The lowest slot no box has (0 when boxes share the images' ids)."""
+        if not self.userns.slots:
+            return 0
+        used = {self._slot(path.name) for path in self.boxes_dir.glob("ns-*")}
+        free = next((s for s in range(1, self.userns.slots + 1) if s not in used), None)
+        if free is None:
+            raise BoxRunError("RESOURCE_EXCEEDED", f"all {self.userns.slots} uid ranges of"
+                              " the server's subordinate ids are taken: remove a box, or give"
+                              " the server's user a larger range in /etc/subuid and /etc/subgid")
+        return free
 
     async def _rootfs(self, spec: BoxSpec) -> Path:
         if spec.oci_layout is None:
@@ -99,95 +139,144 @@ class NamespaceBackend(Backend):
 
     async def create(self, spec: BoxSpec) -> str:
         """Unpack the image if needed and make the box's empty writable layer."""
+        if spec.network and self._network_problem:
+            raise BoxRunError("RUNTIME_ERROR", f"network: true: {self._network_problem}")
         await self._rootfs(spec)
-        handle = "ns-" + secrets.token_hex(8)
-        command = [*self.userns.admin(), "/bin/sh", "-c", commands.CREATE_SCRIPT, "create",
-                   str(self._box_dir(handle))]
-        await run_checked(command, "creating the box disk")
-        if self._disk_problem is None:
-            await self._make_disk(self._box_dir(handle), spec.disk_size_gb)
+        slot = self._free_slot()
+        handle = f"ns-{slot}-{secrets.token_hex(8)}" if slot else f"ns-{secrets.token_hex(8)}"
+        box_dir = self._box_dir(handle)
+        try:
+            await run_checked([*self.userns.admin(slot), tool("sh"), "-c", commands.CREATE_SCRIPT,
+                               "create", str(box_dir)], "creating the box disk")
+            if self._disk_problem is None:
+                await self._make_disk(box_dir, slot, spec.disk_size_gb)
+        except BaseException:
+            await self.remove(handle)
+            raise
         return handle
 
-    async def _make_disk(self, box_dir: Path, size_gb: int) -> None:
+    def _owner(self, slot: int) -> tuple[int, int]:
+        """Host uid and gid of box root in ``slot``."""
+        uid, gid = self.userns.host_uid(slot), self.userns.host_gid(slot)
+        return (os.geteuid() if uid is None else uid, os.getegid() if gid is None else gid)
+
+    async def _make_disk(self, box_dir: Path, slot: int, size_gb: int) -> None:
         """A sparse ext4 image of ``size_gb`` whose root is box root's (journal and
         inode tables left unwritten, so it takes milliseconds and little host disk)."""
         image = box_dir / "disk.img"
-        uid = self.userns.uid if self.userns.uid is not None else os.geteuid()
-        gid = self.userns.gid if self.userns.gid is not None else os.getegid()
         fd = os.open(image, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, size_gb << 30)
         finally:
             os.close(fd)
         (box_dir / "disk").mkdir()
+        uid, gid = self._owner(slot)
         options = f"root_owner={uid}:{gid},nodiscard,lazy_itable_init=1,lazy_journal_init=1"
-        await run_checked(["mkfs.ext4", "-q", "-F", "-E", options, str(image)],
+        await run_checked([tool("mkfs.ext4"), "-q", "-F", "-E", options, str(image)],
                           "formatting the box disk")
 
-    def _disk_prefix(self, box_dir: Path) -> tuple[list[str], str]:
-        """Prefix that mounts the box's disk image (if it has one) in a new mount
-        namespace, and the folder, relative to ``boxes/``, of ``upper`` and ``work``."""
-        if not (box_dir / "disk.img").exists():
-            return [], box_dir.name
-        uid = self.userns.uid if self.userns.uid is not None else os.geteuid()
-        gid = self.userns.gid if self.userns.gid is not None else os.getegid()
-        disk = f"{box_dir.name}/disk"
-        prefix = ["unshare", "--mount", "--propagation=private", "--", "/bin/sh", "-c",
-                  commands.DISK_SCRIPT, "disk", f"{box_dir.name}/disk.img", disk,
-                  f"{uid}:{gid}"]
-        return prefix, disk
+    async def _plan(
+        self, handle: str, slot: int, spec: BoxSpec
+    ) -> tuple[list[str], str, str, list[tuple[str, str, bool]]]:
+        """What to do as root before the box's user namespace exists (the prefix that
+        runs :mod:`.prepare`, or none), the folders of the writable layer and of the
+        image, and the volumes' sources, relative to ``boxes/``."""
+        box_dir = self._box_dir(handle)
+        rootfs = str((await self._rootfs(spec)).relative_to(self.boxes_dir))
+        disk = None
+        layer = handle
+        if (box_dir / "disk.img").exists():
+            uid, gid = self._owner(slot)
+            disk = [f"{handle}/disk.img", f"{handle}/disk", f"{uid}:{gid}"]
+            layer = f"{handle}/disk"
+        idmaps: list[list[object]] = []
+        if slot:
+            shift = f"{self.userns.uid} {self.userns.host_uid(slot)} {RANGE}\n"
+            gshift = f"{self.userns.gid} {self.userns.host_gid(slot)} {RANGE}\n"
+            (box_dir / "lower").mkdir(exist_ok=True)
+            idmaps.append([rootfs, f"{handle}/lower", shift, gshift, True])
+            rootfs = f"{handle}/lower"
+        volumes = []
+        for index, volume in enumerate(spec.volumes):
+            if self.userns.slots:  # the volume's owner becomes box root
+                target = box_dir / "volumes" / str(index)
+                target.mkdir(parents=True, exist_ok=True)
+                uid, gid = self._owner(slot)
+                idmaps.append([volume.host_path, f"{handle}/volumes/{index}",
+                               f"{os.geteuid()} {uid} 1\n", f"{os.getegid()} {gid} 1\n",
+                               volume.readonly])
+                volumes.append((f"{handle}/volumes/{index}", volume.guest_path, volume.readonly))
+            else:
+                self._check_volume(volume.host_path, slot)
+                volumes.append((volume.host_path, volume.guest_path, volume.readonly))
+        if disk is None and not idmaps:
+            return [], layer, rootfs, volumes
+        plan = json.dumps({"disk": disk, "idmaps": idmaps})
+        prefix = [tool("unshare"), "--mount", "--propagation=private", "--",
+                  sys.executable, "-I", "-S", prepare.__file__, plan, "--"]
+        return prefix, layer, rootfs, volumes
 
     async def start(self, handle: str, spec: BoxSpec) -> None:
-        """Mount the box's disk and boot its sandbox; returns when it is ready."""
+        """Boot the box's sandbox; returns when its init is ready (and its network up)."""
         box_dir = self._box_dir(handle)
         if handle in await self.running():
             raise BoxRunError("RUNTIME_ERROR", f"box {handle} is already running")
         if not box_dir.is_dir():
             raise BoxRunError("RUNTIME_ERROR", f"the disk of box {handle} is missing")
-        for volume in spec.volumes:
-            self._check_volume(volume.host_path)
-        rootfs = await self._rootfs(spec)
-        disk, layer = self._disk_prefix(box_dir)
+        slot = self._slot(handle)
+        prefix, layer, rootfs, volumes = await self._plan(handle, slot, spec)
         self._limits.setup(handle, spec)
-        read_fd, info_fd = os.pipe()
+        ours, theirs = Launcher.pair()
+        launcher = Launcher(ours)
+        info_r, info_w = os.pipe()
+        fds = {"info": info_w, "ctl": theirs.fileno(), "seccomp": _memfd(box_filter()),
+               "init": os.open(self._init, os.O_RDONLY | os.O_CLOEXEC)}
+        if spec.network:
+            fds["resolv"] = _memfd(commands.RESOLV_CONF)
         try:
-            # Paths relative to boxes/ (0711): box root never walks the state dir (0700).
-            command = commands.start_command(
-                self.userns, layer, str(rootfs.relative_to(self.boxes_dir)),
-                spec, info_fd)
+            command = commands.start_command(self.userns, slot, layer, rootfs, spec, volumes, fds)
             proc = await asyncio.create_subprocess_exec(
-                *self._limits.wrap(handle), *disk, *command, cwd=self.boxes_dir,
-                pass_fds=(info_fd,), start_new_session=True, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                *self._limits.wrap(handle), *prefix, *command, cwd=self.boxes_dir,
+                env=HOST_ENV, pass_fds=tuple(fds.values()), start_new_session=True,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE)
         except BaseException:
+            launcher.close()
             await self._limits.remove(handle)
             raise
         finally:
-            os.close(info_fd)
+            theirs.close()
+            close_all([fd for name, fd in fds.items() if name != "ctl"])
+        slirp = None
         try:
-            pid = await asyncio.wait_for(self._await_ready(proc, read_fd), START_TIMEOUT)
+            pid = await asyncio.wait_for(self._await_ready(proc, info_r), START_TIMEOUT)
+            if spec.network:
+                slirp = await Slirp.start(pid)
         except BaseException:
+            launcher.close()
             if proc.returncode is None:
                 proc.kill()
             await proc.wait()
             await self._limits.remove(handle)
             raise
         finally:
-            os.close(read_fd)
-        drain = asyncio.create_task(self._drain(handle, proc))
-        self._running[handle] = Sandbox(proc, pid, spec.hostname, spec.network, drain)
+            os.close(info_r)
+        watch = asyncio.create_task(self._watch(handle, proc))
+        self._running[handle] = Sandbox(proc, pid, slot, launcher, slirp, watch)
 
-    def _check_volume(self, host_path: str) -> None:
-        """RUNTIME_ERROR unless box root can reach ``host_path`` (it is not host root)."""
+    def _check_volume(self, host_path: str, slot: int) -> None:
+        """RUNTIME_ERROR unless box root can reach ``host_path`` (without idmapped
+        mounts it is bound as it is, and box root is not the server's user)."""
         if not os.path.exists(host_path):
             raise BoxRunError("RUNTIME_ERROR", f"volume host path does not exist: {host_path}")
+        uid = self.userns.host_uid(slot)
         for folder in Path(host_path).resolve().parents:
             info = folder.stat()
-            if not info.st_mode & 0o001 and info.st_uid != self.userns.uid:
+            if not info.st_mode & 0o001 and info.st_uid != uid:
                 raise BoxRunError(
                     "RUNTIME_ERROR",
                     f"volume host path {host_path} is out of reach of box root (host uid "
-                    f"{self.userns.uid}): {folder} has mode {oct(info.st_mode & 0o777)}; "
+                    f"{uid}): {folder} has mode {oct(info.st_mode & 0o777)}; "
                     f"let others pass through it (chmod o+x) or share another folder")
 
     @staticmethod
@@ -195,7 +284,7 @@ class NamespaceBackend(Backend):
         """Wait for init's ``ready`` line; the host pid of the box's first process."""
         assert proc.stdout is not None and proc.stderr is not None
         if await proc.stdout.readline() != b"ready\n":
-            err = (await proc.stderr.read()).decode(errors="replace").strip()
+            err = (await proc.stderr.read(65536)).decode(errors="replace").strip()
             await proc.wait()
             raise BoxRunError("RUNTIME_ERROR", f"the box failed to start: {err}")
         data = b""
@@ -207,36 +296,56 @@ class NamespaceBackend(Backend):
                 continue
         raise BoxRunError("RUNTIME_ERROR", "bwrap did not report the box's process")
 
-    @staticmethod
-    async def _drain(handle: str, proc: asyncio.subprocess.Process) -> None:
-        """Log what the sandbox writes to its stderr."""
+    async def _watch(self, handle: str, proc: asyncio.subprocess.Process) -> None:
+        """Log what the sandbox writes to its stderr; when it ends by itself (its init
+        died), clean up and tell the manager."""
         assert proc.stderr is not None
         async for line in proc.stderr:
-            log.debug("box %s: %s", handle, line.decode(errors="replace").rstrip())
+            log.debug("box %s: %r", handle, line[:512])
+        code = await proc.wait()
+        sandbox = self._running.get(handle)
+        if sandbox is None or sandbox.watch is not asyncio.current_task():
+            return  # stopped by the server
+        oom = self._limits.oom_killed(handle)
+        await self._release(handle)
+        reason = ("the box ran out of memory and its init was killed" if oom else
+                  f"the box's init ended by itself (exit status {code})")
+        if self.on_exit is not None:
+            self.on_exit(handle, reason)
 
-    async def stop(self, handle: str) -> None:
-        """Kill bwrap; the kernel then kills every process of the box."""
+    async def _release(self, handle: str) -> None:
+        """Forget a sandbox whose process tree has ended or is ending; free what it held."""
         sandbox = self._running.pop(handle, None)
         if sandbox is None:
             return
+        sandbox.launcher.close()
         if sandbox.proc.returncode is None:
             sandbox.proc.kill()
         await sandbox.proc.wait()
-        await sandbox.drain
+        if sandbox.slirp is not None:
+            await sandbox.slirp.stop()
         while alive(sandbox.pid):  # until the box's mounts are gone
             await asyncio.sleep(0.01)
         await self._limits.remove(handle)
+
+    async def stop(self, handle: str) -> None:
+        """Kill the sandbox; the kernel then kills every process of the box."""
+        sandbox = self._running.get(handle)
+        if sandbox is None:
+            return
+        await self._release(handle)
+        await sandbox.watch
 
     async def remove(self, handle: str) -> None:
         """Stop the box and delete its disk (as box root: its files are box root's)."""
         await self.stop(handle)
         box_dir = self._box_dir(handle)
         if box_dir.exists():
-            await run_checked([*self.userns.admin(), "rm", "-rf", "--", str(box_dir)],
-                              "deleting the box disk")
+            await run_checked([*self.userns.admin(self._slot(handle)), tool("rm"), "-rf", "--",
+                               str(box_dir)], "deleting the box disk")
 
     async def running(self) -> set[str]:
-        """Handles of the boxes whose bwrap process is alive."""
+        """Handles of the boxes whose sandbox is alive."""
         return {h for h, sandbox in self._running.items() if sandbox.proc.returncode is None}
 
     def _sandbox(self, handle: str) -> Sandbox:
@@ -253,29 +362,29 @@ class NamespaceBackend(Backend):
         workdir: str,
         stdin: bool = False,
     ) -> NsProcess:
-        """Start ``cmd`` through ``nsenter``; RUNTIME_ERROR if ``workdir`` is missing."""
+        """Have the box's init start ``cmd`` on pipes; RUNTIME_ERROR if ``workdir`` is
+        missing."""
         sandbox = self._sandbox(handle)
-        proc = await asyncio.create_subprocess_exec(
-            *self._limits.wrap(handle), *commands.exec_command(sandbox.pid, cmd, workdir),
-            env=commands.exec_env(sandbox.hostname, env),
-            start_new_session=True,
-            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        process = NsProcess(proc)
-        assert proc.stderr is not None
-        first = await proc.stderr.read(1)
-        if first != b"\0":  # the wrapper did not reach the command
-            err = (first + await proc.stderr.read()).decode(errors="replace").strip()
-            await process.wait()
-            raise BoxRunError("RUNTIME_ERROR", err or f"no such directory in the box: {workdir}")
-        return process
+        in_r, in_w = os.pipe() if stdin else (os.open(os.devnull, os.O_RDONLY), -1)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            job = await sandbox.launcher.spawn(cmd, env, workdir, [in_r, out_w, err_w])
+        except BaseException:
+            close_all([fd for fd in (in_w, out_r, err_r) if fd >= 0])
+            raise
+        finally:
+            close_all([in_r, out_w, err_w])
+        if in_w >= 0:
+            os.set_blocking(in_w, False)
+        return NsProcess(job, in_w if in_w >= 0 else None, out_r, err_r)
 
     async def metrics(self, handle: str) -> dict[str, float | int | None]:
         """From the box's cgroup, else summed over its processes; network counters of
-        its own network namespace (none when it shares the host's)."""
+        its own network namespace."""
         sandbox = self._sandbox(handle)
         usage = self._limits.usage(handle) or process_usage(sandbox.pid)
-        return usage if sandbox.network else {**usage, **net_bytes(sandbox.pid)}
+        return {**usage, **net_bytes(sandbox.pid)}
 
     async def attach(
         self,
@@ -286,16 +395,13 @@ class NamespaceBackend(Backend):
         cols: int,
         rows: int,
     ) -> NsTerminal:
-        """Start ``cmd`` through ``nsenter`` on a new pty of the box (see :mod:`.terminal`)."""
+        """Have the box's init start ``cmd`` on a new pty of the box (see :mod:`.terminal`)."""
         sandbox = self._sandbox(handle)
-        enter = commands.exec_command(sandbox.pid, in_session(cmd), workdir)
-        command = [*self._limits.wrap(handle), *enter]
-        pty = open_pty(f"/proc/{sandbox.pid}/root", self.userns.uid)
-        return await open_terminal(
-            pty, command, commands.exec_env(sandbox.hostname, env), workdir, cols, rows)
+        pty = open_pty(f"/proc/{sandbox.pid}/root", self.userns.host_uid(sandbox.slot))
+        return await open_terminal(sandbox.launcher, pty, cmd, env, workdir, cols, rows)
 
     async def _run(self, handle: str, cmd: Sequence[str], stdin: bool = False) -> NsProcess:
-        return await self.exec(handle, cmd, {}, "/", stdin)
+        return await self.exec(handle, cmd, commands.EXEC_DEFAULT_ENV, "/", stdin)
 
     async def upload(self, handle: str, dest: str, chunks: AsyncIterable[bytes]) -> None:
         """Pipe ``chunks`` into ``cat`` in the box, so paths resolve inside it."""
@@ -333,13 +439,27 @@ class NamespaceBackend(Backend):
             errors.cancel()
 
 
+#: What every namespace box shares with the host, in words (``/v1/info``).
+SHARED_KERNEL = ("boxes share the host's kernel: they are kept apart by namespaces, a"
+                 " seccomp filter and dropped capabilities, not by a VM; a kernel bug"
+                 " reachable through the allowed system calls is a way out")
+
+
+def _memfd(data: bytes) -> int:
+    """A descriptor of an anonymous file holding ``data``, at offset 0."""
+    fd = os.memfd_create("boxrun", 0)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
 def _disk_problem() -> str | None:
     """Why box disks cannot be loop-mounted ext4 images here; None if they can."""
     if os.geteuid() != 0:
         return "the server is not root, which loop-mounting a box's disk image needs"
-    missing = [tool for tool in ("mkfs.ext4", "mount", "umount") if shutil.which(tool) is None]
-    if missing:
-        return f"missing host tools {', '.join(missing)} (package e2fsprogs)"
+    lacking = missing(("mkfs.ext4", "mount", "umount"))
+    if lacking:
+        return f"missing host tools {', '.join(lacking)} (package e2fsprogs)"
     if not os.path.exists("/dev/loop-control"):
         return "the host has no loop devices (/dev/loop-control)"
     try:

@@ -45,6 +45,10 @@ class Limits:
         """``cpu_seconds``, ``memory_bytes``, ``memory_limit_bytes``, ``pids``, as known."""
         return {}
 
+    def oom_killed(self, handle: str) -> bool:
+        """Whether the kernel's OOM killer has killed a process of the box."""
+        return False
+
 
 class Rlimits(Limits):
     """Per-process rlimits through ``prlimit``: address space ≤ ``memory_mb`` and at most
@@ -135,6 +139,12 @@ class Cgroups(Limits):
     def settings(self, spec: BoxSpec) -> list[tuple[str, str]]:
         """Control files and values that apply ``spec`` (in writing order)."""
         raise NotImplementedError
+
+    def oom_killed(self, handle: str) -> bool:
+        # v1 (kernel 4.13+): memory.oom_control; v2: memory.events
+        text = self._read(handle, "memory.oom_control") or self._read(handle, "memory.events")
+        counts = dict(line.split()[:2] for line in (text or "").splitlines() if " " in line)
+        return counts.get("oom_kill", "0") not in ("0", "")
 
 
 class CgroupV1(Cgroups):

@@ -1,57 +1,65 @@
-"""Command lines of the namespace backend, as pure functions."""
+"""Command lines of the namespace backend, as pure functions.
+
+A box is one process tree, started with :data:`~jupyter_ext.core.hostcmd.HOST_ENV`:
+
+1. (root) ``unshare --mount`` + :mod:`.prepare`: in a mount namespace of the box's own,
+   the box's disk image and idmapped mounts of the image and the volumes;
+2. :meth:`UserNs.sandbox`: box root in new user, mount and network namespaces, running
+   :data:`START_SCRIPT`: the writable layer over the image, loopback up;
+3. bubblewrap: pid, ipc, uts and cgroup namespaces, the box's capabilities, the seccomp
+   filter and no_new_privs, then ``boxrun-init`` (``init/boxrun-init.c``) as the box's
+   first process, which starts every command the server asks for from inside the box.
+
+Every value from a caller or a box is an argv element, never shell text.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
+from ...core.hostcmd import tool
 from ...images.userns import UserNs
 from ..base import BoxSpec
+from .seccomp import CAPABILITIES
 
-#: Runs (host binaries) in the box's new user and mount namespaces, in ``boxes/``:
-#: mounts the writable layer over the image and opens the host's DNS settings as fd 6,
-#: then becomes bwrap. Box root may not walk the state dir above ``boxes/`` (0700), and
-#: bwrap resolves paths by name, so the box's root is mounted on a private tmpfs over
-#: ``/sys`` (never a volume; bwrap gives the box no /sys).
+#: Where ``boxrun-init`` is in the box (a read-only copy on bwrap's private /dev).
+INIT_PATH = "/dev/.boxrun-init"
+
+#: Runs (host binaries, as box root) in the box's new user, mount and network
+#: namespaces, in ``boxes/``: mounts the writable layer over the image and the volumes'
+#: sources (the arguments before ``--``) on ``/sys/volumes/N``, brings up loopback and
+#: (``$3`` = 1) keeps the host's link-local and metadata addresses out of reach
+#: whatever the box's outbound network, then becomes bwrap. Box root may not walk the
+#: state dir above ``boxes/`` (0700), and bwrap resolves paths from ``/``, so what it
+#: mounts is on a private tmpfs over ``/sys`` (bwrap gives the box no /sys).
 START_SCRIPT = """set -e
-box=$1 lower=$2
-shift 2
+box=$1 lower=$2 network=$3
+shift 3
 mount -t tmpfs -o mode=0755 boxrun /sys
-mkdir /sys/root
+mkdir /sys/root /sys/volumes
 mount -t overlay overlay -o "userxattr,lowerdir=$lower,upperdir=$box/upper,workdir=$box/work" \
 /sys/root
-if [ -r /etc/resolv.conf ]; then exec 6</etc/resolv.conf; else exec 6</dev/null; fi
+n=0
+while [ "$1" != -- ]; do
+  mkdir "/sys/volumes/$n"
+  mount --rbind "$1" "/sys/volumes/$n"
+  n=$((n + 1))
+  shift
+done
+shift
+ip link set lo up
+if [ "$network" = 1 ]; then ip route add unreachable 169.254.0.0/16; fi
 exec "$@"
 """
-
-#: Runs as host root in the box's own new mount namespace, in ``boxes/``: mounts the
-#: box's disk image (``$1``) on ``$2``, makes its ``upper`` and ``work`` box root's
-#: (``$3``, ``uid:gid``) on first use, then runs the rest. The mount dies with the box.
-DISK_SCRIPT = """set -e
-mount -o loop,nosuid,nodev,discard,noinit_itable "$1" "$2"
-if [ ! -d "$2/upper" ]; then mkdir "$2/upper" "$2/work"; chown "$3" "$2/upper" "$2/work"; fi
-shift 3
-exec "$@"
-"""
-
-#: The box's first process (from the image): closes the descriptors bwrap used, sets
-#: the hostname files, makes the working directory, reports ready and sleeps.
-INIT_SCRIPT = """exec 6<&-
-echo "$2" > /etc/hostname
-printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\t%s\\n::1\\tlocalhost\\n' "$2" > /etc/hosts
-mkdir -p -- "$1" || exit 1
-echo ready
-exec sleep infinity >/dev/null 2>&1 </dev/null
-"""
-
-#: Runs an exec's command: enter its working directory, say so with a NUL on
-#: stderr (which the server strips), exec the command.
-EXEC_SCRIPT = 'cd -- "$1" 2>/dev/null || exit 1; unset OLDPWD; shift; printf "\\0" >&2; exec "$@"'
 
 #: Makes a box's disk directories (as the admin of its user namespace).
 CREATE_SCRIPT = 'mkdir -p -- "$1/upper" "$1/work" && chown -R 0:0 "$1" && chmod 700 "$1"'
 
-#: Writes stdin to a file in the box, making its folder.
+#: Writes stdin to a file in the box, making its folder (runs in the box).
 UPLOAD_SCRIPT = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
+
+#: The box's resolver with a network of its own: slirp4netns's DNS forwarder.
+RESOLV_CONF = b"nameserver 10.0.2.3\n"
 
 EXEC_DEFAULT_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -59,41 +67,40 @@ EXEC_DEFAULT_ENV = {
 }
 
 
-def bwrap_args(spec: BoxSpec, info_fd: int) -> list[str]:
-    """bwrap's arguments for ``spec``; the new root is /sys/root (see :data:`START_SCRIPT`)."""
+def bwrap_args(
+    spec: BoxSpec, volumes: Sequence[tuple[str, str, bool]], fds: dict[str, int]
+) -> list[str]:
+    """bwrap's arguments; the new root is /sys/root (see :data:`START_SCRIPT`).
+
+    ``volumes`` are (source, guest path, read-only); ``fds``
+    holds the descriptors of ``info``, ``seccomp``, ``init`` (the binary), ``ctl`` and,
+    with a network, ``resolv``.
+    """
     args = [
-        "bwrap", "--bind", "/sys/root", "/", "--proc", "/proc", "--dev", "/dev",
+        tool("bwrap"), "--bind", "/sys/root", "/", "--proc", "/proc", "--dev", "/dev",
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
-        "--hostname", spec.hostname, "--cap-add", "ALL", "--die-with-parent",
-        "--info-fd", str(info_fd),
+        "--hostname", spec.hostname, "--cap-drop", "ALL",
+        *(arg for cap in CAPABILITIES for arg in ("--cap-add", cap)),
+        "--die-with-parent", "--info-fd", str(fds["info"]), "--seccomp", str(fds["seccomp"]),
+        "--perms", "0555", "--ro-bind-data", str(fds["init"]), INIT_PATH,
     ]
     if spec.network:
-        args += ["--file", "6", "/etc/resolv.conf"]
-    else:
-        args.append("--unshare-net")
-    for volume in spec.volumes:
-        bind = "--ro-bind" if volume.readonly else "--bind"
-        args += [bind, volume.host_path, volume.guest_path]
-    return [*args, "--", "/bin/sh", "-c", INIT_SCRIPT, "init", spec.workdir, spec.hostname]
+        args += ["--perms", "0644", "--file", str(fds["resolv"]), "/etc/resolv.conf"]
+    for index, (_, guest, readonly) in enumerate(volumes):
+        args += ["--ro-bind" if readonly else "--bind", f"/sys/volumes/{index}", guest]
+    return [*args, "--", INIT_PATH, str(fds["ctl"]), spec.hostname, spec.workdir]
 
 
 def start_command(
-    userns: UserNs, box_dir: str, rootfs: str, spec: BoxSpec, info_fd: int
+    userns: UserNs, slot: int, layer: str, rootfs: str, spec: BoxSpec,
+    volumes: Sequence[tuple[str, str, bool]], fds: dict[str, int],
 ) -> list[str]:
-    """The box's whole process tree: namespaces, overlay mount, bwrap, init."""
-    script = ["/bin/sh", "-c", START_SCRIPT, "start", box_dir, rootfs]
-    return [*userns.sandbox(), *script, *bwrap_args(spec, info_fd)]
+    """Steps 2 and 3 of the box's process tree (see the module's docstring)."""
+    script = [tool("sh"), "-c", START_SCRIPT, "start", layer, rootfs, "1" if spec.network else "0",
+              *(source for source, _, _ in volumes), "--"]
+    return [*userns.sandbox(slot), *script, *bwrap_args(spec, volumes, fds)]
 
 
-def exec_command(pid: int, cmd: Sequence[str], workdir: str) -> list[str]:
-    """Run ``cmd`` in ``workdir`` in the namespaces and root of box process ``pid``."""
-    enter = [
-        "nsenter", f"--target={pid}", "--user", "--mount", "--pid", "--uts", "--ipc",
-        "--net", "--cgroup", "--root", "--wdns=/", "--",
-    ]
-    return [*enter, "/bin/sh", "-c", EXEC_SCRIPT, "exec", workdir, *cmd]
-
-
-def exec_env(hostname: str, env: Mapping[str, str]) -> dict[str, str]:
-    """The exact environment of a command: defaults, then ``env``."""
+def exec_env(hostname: str, env: dict[str, str]) -> dict[str, str]:
+    """The exact environment of a command in the box: defaults, then ``env``."""
     return {**EXEC_DEFAULT_ENV, "HOSTNAME": hostname, **env}

@@ -11,17 +11,12 @@ import stat
 import struct
 import termios
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
-from pathlib import Path
 
 from ...core.errors import BoxRunError
 from ..base import Terminal
-from .process import CHUNK
+from .fdio import CHUNK
+from .launcher import Job, Launcher
 
-#: Runs a command in the box as the leader of a new session whose controlling terminal
-#: is its stdin, so that shells see only the box's process groups (without ``setsid``
-#: in the box, it runs without a controlling terminal: no job control).
-SESSION_SCRIPT = 'command -v setsid >/dev/null 2>&1 && exec setsid -c "$@"; exec "$@"'
 #: Seconds the terminal stays open after the command ended, for output still held by
 #: processes that left its session (it is then hung up).
 LINGER = 1.0
@@ -65,66 +60,28 @@ def open_pty(root: str, owner: int | None) -> tuple[int, int]:
     return master, slave
 
 
-def in_session(cmd: Sequence[str]) -> list[str]:
-    """``cmd`` as the leader of a new session of the box (see :data:`SESSION_SCRIPT`)."""
-    return ["/bin/sh", "-c", SESSION_SCRIPT, "session", *cmd]
-
-
-def kill_sessions(sids: set[int]) -> None:
-    """SIGKILL every process of the sessions ``sids`` (host pids, any pid namespace)."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            if int(fields[3]) in sids:
-                os.kill(int(pid), signal.SIGKILL)
-        except OSError:
-            continue  # already gone
-
-
 class NsTerminal(Terminal):
     """The master side of a pty whose slave is the command's controlling terminal.
 
-    ``nsenter`` leads a new host session; its child, the command, leads a session of
-    its own in the box (the ids of both sessions are these host pids). Closing the
-    master hangs the terminal up.
+    The box's init started the command as the leader of a new session of the box;
+    closing the master hangs the terminal up.
     """
 
-    def __init__(self, proc: asyncio.subprocess.Process, master: int) -> None:
-        self._proc = proc
+    def __init__(self, job: Job, master: int) -> None:
+        self._job = job
         self._master = master
-        self._sessions = {proc.pid}
-        self._pending = b""
         self._waiters: set[asyncio.Future[None]] = set()
         os.set_blocking(master, False)
         self._ended = asyncio.ensure_future(self._reap())
 
     async def _reap(self) -> int:
-        code = await self._proc.wait()
-        kill_sessions(self._sessions)  # jobs the shell left behind
+        code = await self._job.wait()
+        self._job.signal(signal.SIGKILL)  # jobs the shell left behind
         asyncio.get_running_loop().call_later(LINGER, self._close)
-        return 128 - code if code < 0 else code
-
-    async def handshake(self, workdir: str) -> None:
-        """Wait for the NUL the exec wrapper writes once in ``workdir``; keep what
-        follows. RUNTIME_ERROR with what came before if the command was not reached."""
-        seen = b""
-        while chunk := await self.read():
-            seen += chunk
-            if b"\0" in seen:
-                self._pending = seen.partition(b"\0")[2]
-                children = Path(f"/proc/{self._proc.pid}/task/{self._proc.pid}/children")
-                with suppress(OSError):  # unless the command has already ended
-                    self._sessions.update(int(pid) for pid in children.read_text().split())
-                return
-        await self.wait()
-        err = seen.decode(errors="replace").replace("\r\n", "\n").strip()
-        raise BoxRunError("RUNTIME_ERROR", err or f"no such directory in the box: {workdir}")
+        return code
 
     async def read(self) -> bytes:
         """The next output chunk; b"" once no process holds the terminal any more."""
-        if self._pending:
-            data, self._pending = self._pending, b""
-            return data
         while self._master >= 0:
             try:
                 return os.read(self._master, CHUNK)
@@ -160,8 +117,7 @@ class NsTerminal(Terminal):
 
     def kill(self) -> None:
         """Kill the whole session and hang the terminal up."""
-        if self._proc.returncode is None:
-            kill_sessions(self._sessions)
+        self._job.signal(signal.SIGKILL)
         self._close()
 
     async def _ready(self, writing: bool) -> None:
@@ -193,26 +149,17 @@ class NsTerminal(Terminal):
 
 
 async def open_terminal(
-    pty: tuple[int, int], command: Sequence[str], env: Mapping[str, str], workdir: str,
-    cols: int, rows: int,
+    launcher: Launcher, pty: tuple[int, int], cmd: Sequence[str], env: Mapping[str, str],
+    workdir: str, cols: int, rows: int,
 ) -> NsTerminal:
-    """Start ``command`` (an exec command line) in a new session on ``pty``, which it
-    takes over."""
+    """Have the box's init start ``cmd`` in a new session on ``pty``, which it takes over."""
     master, slave = pty
     try:
         set_size(slave, cols, rows)
-        proc = await asyncio.create_subprocess_exec(
-            *command, env=dict(env), stdin=slave, stdout=slave, stderr=slave,
-            start_new_session=True)
+        job = await launcher.spawn(cmd, env, workdir, [slave], tty=True)
     except BaseException:
         os.close(master)
         raise
     finally:
         os.close(slave)
-    terminal = NsTerminal(proc, master)
-    try:
-        await terminal.handshake(workdir)
-    except BaseException:
-        terminal.kill()
-        raise
-    return terminal
+    return NsTerminal(job, master)
