@@ -23,9 +23,11 @@ KERNEL_INFO = {"status": "ok", "protocol_version": "5.3", "implementation": "box
                "implementation_version": "1", "banner": BANNER, "help_links": [],
                "language_info": {"name": "sh", "mimetype": "text/x-sh", "file_extension": ".sh",
                                  "codemirror_mode": "shell", "pygments_lexer": "bash"}}
-#: SIGINT the children of the shell whose pid follows (the command a cell is running).
-INTERRUPT = ('for s in /proc/[0-9]*/stat; do read -r pid comm state ppid rest < "$s"'
-             ' 2>/dev/null && [ "$ppid" = "$0" ] && kill -INT "$pid"; done')
+#: SIGINT the children of the shell whose pid follows (the command a cell is running),
+#: waiting up to a second for one to appear (the cell's script may not have begun).
+INTERRUPT = ('i=0; while [ $i -lt 20 ]; do for s in /proc/[0-9]*/stat; do read -r pid comm state'
+             ' ppid rest < "$s" 2>/dev/null && [ "$ppid" = "$0" ] && kill -INT "$pid" && hit=1;'
+             ' done; [ -n "$hit" ] && exit 0; i=$((i + 1)); sleep 0.05; done')
 
 
 class ShellLink(Link):
@@ -38,6 +40,9 @@ class ShellLink(Link):
         self.work: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.process: Process | None = None
         self.pid = ""
+        #: An interrupt came during the running cell (which may have been stopped before
+        #: its code began: it then ends with status 0, and is reported as interrupted).
+        self.interrupted = False
         self.token = ""
         self.parent: str | None = None
         self.done: dict[str, asyncio.Future[str]] = {}
@@ -77,6 +82,7 @@ class ShellLink(Link):
         if req["op"] == "send" and req["channel"] in ("shell", "control"):
             self.work.put_nowait(req)
         elif req["op"] == "interrupt":
+            self.interrupted = True
             proc = await self.boxes.spawn(self.box_id, ["sh", "-c", INTERRUPT, self.pid], {}, None)
             await proc.close_stdin()
             await proc.wait()
@@ -111,9 +117,13 @@ class ShellLink(Link):
                 count += 1
                 self._report("iopub", "execute_input", {"code": content.get("code", ""),
                                                         "execution_count": count})
+                self.interrupted = False
                 status = await self._execute(content.get("code", ""))
                 reply = {"status": "ok", "execution_count": count, "user_expressions": {}}
-                if status != 0:
+                if status == 0 and self.interrupted:
+                    reply = {"status": "error", "execution_count": count, "ename": "Interrupted",
+                             "evalue": "interrupted", "traceback": ["interrupted"]}
+                elif status != 0:
                     reply = {"status": "error", "execution_count": count, "ename": "ExitStatus",
                              "evalue": str(status), "traceback": [f"exit status {status}"]}
             elif kind == "complete_request":

@@ -186,7 +186,8 @@ static void start(int nfields, int *fds, int nfds) {
         sigset_t all;
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
-        signal(SIGPIPE, SIG_DFL);
+        for (int sig = 1; sig < NSIG; sig++)
+            signal(sig, SIG_DFL); /* nothing ignored, as after a fresh login */
         setsid();
         for (int i = 0; i < 3; i++)
             dup2(fds[tty ? 1 : 1 + i], i);
