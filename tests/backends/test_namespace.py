@@ -142,6 +142,11 @@ async def test_volumes(boot, spec, run, state_dir, backend):
     if backend.box_uid_ranges:
         assert (hidden / "x").stat().st_uid == os.geteuid()  # the server user's file
         assert (await run(handle, "stat", "-c", "%u", "/mnt/rw/from-host"))[1] == b"0\n"
+        # a volume holding the state dir shows it empty and read-only
+        parent = await boot(spec(volumes=(Volume(str(state_dir.parent), "/mnt/up"),)))
+        assert (await run(parent, "ls", "-A", "/mnt/up/state")) == (0, b"", b"")
+        assert (await run(parent, "touch", "/mnt/up/state/x"))[0] != 0
+        assert (await run(parent, "touch", "/mnt/up/beside"))[0] == 0
     with pytest.raises(BoxRunError, match="/no/such/path"):
         await boot(spec(volumes=(Volume("/no/such/path", "/mnt/x"),)))
     shutil.rmtree(hidden)

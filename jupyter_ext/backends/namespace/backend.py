@@ -234,7 +234,11 @@ class NamespaceBackend(Backend):
         if spec.network:
             fds["resolv"] = _memfd(commands.RESOLV_CONF)
         try:
-            command = commands.start_command(self.userns, slot, layer, rootfs, spec, volumes, fds)
+            hidden = commands.hidden_in(
+                volumes, [os.path.realpath(v.host_path) for v in spec.volumes],
+                [os.path.realpath(self.boxes_dir.parent), os.path.realpath(self.images.root)])
+            command = commands.start_command(
+                self.userns, slot, layer, rootfs, spec, volumes, fds, hidden)
             proc = await asyncio.create_subprocess_exec(
                 *self._limits.wrap(handle), *prefix, *command, cwd=self.boxes_dir,
                 env=HOST_ENV, pass_fds=tuple(fds.values()), start_new_session=True,

@@ -67,12 +67,26 @@ EXEC_DEFAULT_ENV = {
 }
 
 
+def hidden_in(volumes: Sequence[tuple[str, str, bool]], host_paths: Sequence[str],
+              secrets: Sequence[str]) -> list[str]:
+    """Where in the box ``secrets`` (host folders: the server's state) would show through
+    a volume (``volumes`` as for :func:`bwrap_args`, with their real ``host_paths``)."""
+    guests = []
+    for (_, guest, _), host in zip(volumes, host_paths, strict=True):
+        for secret in secrets:
+            if secret.startswith(host.rstrip("/") + "/"):
+                guests.append(guest.rstrip("/") + secret[len(host.rstrip("/")):])
+    return guests
+
+
 def bwrap_args(
-    spec: BoxSpec, volumes: Sequence[tuple[str, str, bool]], fds: dict[str, int]
+    spec: BoxSpec, volumes: Sequence[tuple[str, str, bool]], fds: dict[str, int],
+    hidden: Sequence[str] = (),
 ) -> list[str]:
     """bwrap's arguments; the new root is /sys/root (see :data:`START_SCRIPT`).
 
-    ``volumes`` are (source, guest path, read-only); ``fds``
+    ``volumes`` are (source, guest path, read-only), ``hidden`` guest folders an empty
+    read-only tmpfs covers (see :func:`hidden_in`); ``fds``
     holds the descriptors of ``info``, ``seccomp``, ``init`` (the binary), ``ctl`` and,
     with a network, ``resolv``.
     """
@@ -88,17 +102,19 @@ def bwrap_args(
         args += ["--perms", "0644", "--file", str(fds["resolv"]), "/etc/resolv.conf"]
     for index, (_, guest, readonly) in enumerate(volumes):
         args += ["--ro-bind" if readonly else "--bind", f"/sys/volumes/{index}", guest]
+    for guest in hidden:
+        args += ["--perms", "0000", "--tmpfs", guest, "--remount-ro", guest]
     return [*args, "--", INIT_PATH, str(fds["ctl"]), spec.hostname, spec.workdir]
 
 
 def start_command(
     userns: UserNs, slot: int, layer: str, rootfs: str, spec: BoxSpec,
-    volumes: Sequence[tuple[str, str, bool]], fds: dict[str, int],
+    volumes: Sequence[tuple[str, str, bool]], fds: dict[str, int], hidden: Sequence[str] = (),
 ) -> list[str]:
     """Steps 2 and 3 of the box's process tree (see the module's docstring)."""
     script = [tool("sh"), "-c", START_SCRIPT, "start", layer, rootfs, "1" if spec.network else "0",
               *(source for source, _, _ in volumes), "--"]
-    return [*userns.sandbox(slot), *script, *bwrap_args(spec, volumes, fds)]
+    return [*userns.sandbox(slot), *script, *bwrap_args(spec, volumes, fds, hidden)]
 
 
 def exec_env(hostname: str, env: dict[str, str]) -> dict[str, str]:

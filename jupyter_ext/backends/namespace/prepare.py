@@ -20,7 +20,7 @@ import sys
 
 SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
 OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = 1, 0o2000000
-AT_FDCWD, AT_EMPTY_PATH = -100, 0x1000
+AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = -100, 0x100, 0x1000
 MOVE_MOUNT_F_EMPTY_PATH = 4
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x1, 0x2, 0x4
 MOUNT_ATTR_IDMAP = 0x100000
@@ -66,8 +66,9 @@ def userns(uid_map: str, gid_map: str) -> int:
 def idmapped_bind(source: str, target: str, uid_map: str, gid_map: str, readonly: bool) -> None:
     """Bind ``source`` on ``target`` with its owners shifted by the maps."""
     ns = userns(uid_map, gid_map)
-    tree = _check(libc.syscall(SYS_OPEN_TREE, AT_FDCWD, source.encode(),
-                               OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC), f"open_tree {source}")
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW  # a real path
+    tree = _check(libc.syscall(SYS_OPEN_TREE, AT_FDCWD, source.encode(), flags),
+                  f"open_tree {source}")
     try:
         flags = MOUNT_ATTR_IDMAP | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
         attr = struct.pack("QQQQ", flags | (MOUNT_ATTR_RDONLY if readonly else 0), 0, 0, ns)
