@@ -396,6 +396,12 @@ class BoxRunKernel(Kernel):
         if host is not None and parent["content"].get("comm_id") in host.comms:
             getattr(host, msg_type)(stream, ident, parent)
             return
+        if self._host.refuses(msg_type, parent["content"]):
+            if msg_type == "comm_open":
+                self.session.send(self.iopub_socket, "comm_close",  # type: ignore[union-attr]
+                                  {"comm_id": parent["content"]["comm_id"], "data": {}},
+                                  parent=parent, ident=self._topic("comm_close"))
+            return
 
         async def deliver() -> None:
             reply = await self._forward(msg_type, parent, reply=False)
