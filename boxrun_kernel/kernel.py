@@ -17,7 +17,7 @@ from . import __version__, boxspec, prestart
 from .client import ApiError, BoxRunClient, BoxUnavailable
 from .host import Host, MisplacedMagic, split_cell
 from .magics.usage import usage_reply
-from .outputs import confine_message, confine_reply
+from .outputs import WidgetGuard, confine_message, confine_reply
 from .session import BoxSession, Request, open_session, running_box
 
 T = TypeVar("T")
@@ -95,6 +95,7 @@ class BoxRunKernel(Kernel):
         self._cells: dict[str, BoxSession] = {}  # interpreters of `%%boxrun NAME` cells
         self._host = Host(self._show, self._current_box)
         self._deliveries: set[asyncio.Future[None]] = set()  # comm messages on their way
+        self._widgets = WidgetGuard()
 
     @property
     def kernel_info(self) -> dict[str, Any]:
@@ -241,10 +242,10 @@ class BoxRunKernel(Kernel):
     def _relay(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any],
                buffers: list[bytes], parent: dict[str, Any]) -> None:
         """Re-send an iopub message of the box to the frontend, under its request (its
-        active output confined, unless ``trusted_output``)."""
+        active output confined and its widgets' HTML sanitized, unless ``trusted_output``)."""
         assert self.session is not None
         if not self.trusted_output:
-            content = confine_message(msg_type, content)
+            content = self._widgets.message(msg_type, confine_message(msg_type, content))
         self.session.send(self.iopub_socket, msg_type, content, parent=parent,
                           metadata=metadata, buffers=buffers or None, ident=self._topic(msg_type))
 

@@ -102,6 +102,31 @@ class TestConfinedOutput:
         assert view["application/vnd.jupyter.widget-view+json"]["model_id"]
         assert svg["image/svg+xml"].startswith("<svg")
 
+    def test_widget_html_is_sanitized(self, kernel: BlockingKernelClient) -> None:
+        """ipywidgets puts an HTML widget's value in the page unsanitized: the kernel
+        cleans it; an Output widget's listed outputs are confined; other state is kept."""
+        reply, messages = run(kernel, (
+            "import ipywidgets\n"
+            f"html = ipywidgets.HTML({HANDLER!r} + '<b>bold</b>')\n"
+            "html.value = '<svg onload=\"alert(1)\"></svg><i>x</i><script>alert(2)</script>'\n"
+            "out = ipywidgets.Output()\n"
+            "out.outputs = ({'output_type': 'display_data', 'metadata': {},\n"
+            f"                'data': {{'text/html': {SCRIPTED!r}, 'text/plain': 'p'}}}},)\n"
+            "slider = ipywidgets.IntSlider(value=3, description='<b>n</b>')"))
+        assert reply["status"] == "ok", reply
+        states = [(m["msg_type"], m["content"]["data"].get("state") or {}) for m in messages
+                  if m["msg_type"] in ("comm_open", "comm_msg")]
+        opened = [s for kind, s in states if kind == "comm_open"]
+        html = next(s for s in opened if s.get("_model_name") == "HTMLModel")
+        assert html["value"] == '<img src="x"><b>bold</b>'
+        values = [s["value"] for kind, s in states if kind == "comm_msg" and "value" in s]
+        assert values == ["<i>x</i>alert(2)"]
+        outputs = [s["outputs"] for kind, s in states if kind == "comm_msg" and "outputs" in s]
+        assert outputs[-1][0]["data"] == {"text/plain": "p", MIME_TYPE: {
+            "data": {"text/html": SCRIPTED}}}
+        slider = next(s for s in opened if s.get("_model_name") == "IntSliderModel")
+        assert slider["value"] == 3 and slider["description"] == "<b>n</b>"
+
     def test_inspect_reply_is_confined(self, kernel: BlockingKernelClient) -> None:
         run(kernel, 'get_ipython().enable_html_pager = True\n'
                     'class Shown:\n    """<script>alert(1)</script>"""\nshown = Shown()')
