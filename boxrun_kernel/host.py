@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 Failure = tuple[str, str, list[str] | None]
 
 LINE_MAGIC = re.compile(r"%boxrun(?![\w%])(.*)")
+#: The widget manager's comm asking for every widget's state at once (ipywidgets 8).
+CONTROL_TARGET = "jupyter.widget.control"
 CELL_MAGIC = re.compile(r"%%boxrun(?![\w%])(.*)")
 
 
@@ -85,6 +88,7 @@ class Host:
         self.show, self.current = show, current
         self.busy = False
         self._commands: Commands | None = None
+        self._refused: deque[str] = deque(maxlen=32)  # control comms refused here
 
     def run(self, lines: list[str], parent: dict[str, Any]) -> Failure | None:
         """Run ``%boxrun`` lines, printing under ``parent``; a failure if one is interrupted
@@ -138,3 +142,15 @@ class Host:
         import comm  # noqa: PLC0415
 
         return comm.get_comm_manager()
+
+    def refuses(self, msg_type: str, content: dict[str, Any]) -> bool:
+        """Whether a frontend's comm message stops here: a widget manager's control comm
+        while host widgets exist (the box's ipywidgets would answer it without them, so
+        they would not come back after a page reload; refused, it makes the manager ask
+        each comm ``comm_info`` lists, the box's and the host's), and what follows it."""
+        comm_id = content.get("comm_id", "")
+        if msg_type == "comm_open" and content.get("target_name") == CONTROL_TARGET:
+            manager = self.comms
+            if manager is not None and manager.comms:
+                self._refused.append(comm_id)
+        return comm_id in self._refused

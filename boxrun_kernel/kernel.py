@@ -17,6 +17,7 @@ from . import __version__, boxspec, prestart
 from .client import ApiError, BoxRunClient, BoxUnavailable
 from .host import Host, MisplacedMagic, split_cell
 from .magics.usage import usage_reply
+from .outputs import WidgetGuard, confine_message, confine_reply
 from .session import BoxSession, Request, open_session, running_box
 
 T = TypeVar("T")
@@ -65,6 +66,11 @@ class BoxRunKernel(Kernel):
     cell_usage = Bool(True, help="Pass on each cell's wall time and the box's peak memory and "
                       "cpu time, from the server, in its execute_reply metadata (boxrun_usage), "
                       "which the lab extension saves in the cell's metadata").tag(config=True)
+    trusted_output = Bool(False, help="Relay the box's HTML, Markdown and JavaScript output "
+                          "as it is, for JupyterLab to run in its own origin (with the user's "
+                          "access to the Jupyter server), instead of under the BoxRun MIME "
+                          "type, which the lab extension renders sanitized or in a sandboxed "
+                          "frame").tag(config=True)
 
     @default("server_url")
     def _server_url_default(self) -> str:
@@ -89,6 +95,7 @@ class BoxRunKernel(Kernel):
         self._cells: dict[str, BoxSession] = {}  # interpreters of `%%boxrun NAME` cells
         self._host = Host(self._show, self._current_box)
         self._deliveries: set[asyncio.Future[None]] = set()  # comm messages on their way
+        self._widgets = WidgetGuard()
 
     @property
     def kernel_info(self) -> dict[str, Any]:
@@ -234,8 +241,11 @@ class BoxRunKernel(Kernel):
 
     def _relay(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any],
                buffers: list[bytes], parent: dict[str, Any]) -> None:
-        """Re-send an iopub message of the box to the frontend, under its request."""
+        """Re-send an iopub message of the box to the frontend, under its request (its
+        active output confined and its widgets' HTML sanitized, unless ``trusted_output``)."""
         assert self.session is not None
+        if not self.trusted_output:
+            content = self._widgets.message(msg_type, confine_message(msg_type, content))
         self.session.send(self.iopub_socket, msg_type, content, parent=parent,
                           metadata=metadata, buffers=buffers or None, ident=self._topic(msg_type))
 
@@ -258,11 +268,13 @@ class BoxRunKernel(Kernel):
                        = None, reply: bool = True, box: str | None = None,
                        reply_metadata: dict[str, Any] | None = None) -> dict[str, Any]:
         """Send the frontend's request to the box (``box``, else the current one); the box's
-        reply content (its metadata into ``reply_metadata``), or an error."""
+        reply content (its metadata into ``reply_metadata``; output in it confined unless
+        ``trusted_output``), or an error."""
         async def ask() -> dict[str, Any]:
             session = await self._session(box)
-            return await session.request("shell", msg_type, parent["content"], parent, ident,
-                                         reply, reply_metadata) or {}
+            answer = await session.request("shell", msg_type, parent["content"], parent,
+                                           ident, reply, reply_metadata) or {}
+            return answer if self.trusted_output else confine_reply(answer)
         try:
             return await self._on_main(ask())
         except BoxUnavailable as exc:
@@ -395,6 +407,12 @@ class BoxRunKernel(Kernel):
         host = self._host.comms
         if host is not None and parent["content"].get("comm_id") in host.comms:
             getattr(host, msg_type)(stream, ident, parent)
+            return
+        if self._host.refuses(msg_type, parent["content"]):
+            if msg_type == "comm_open":
+                self.session.send(self.iopub_socket, "comm_close",  # type: ignore[union-attr]
+                                  {"comm_id": parent["content"]["comm_id"], "data": {}},
+                                  parent=parent, ident=self._topic("comm_close"))
             return
 
         async def deliver() -> None:

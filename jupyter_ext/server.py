@@ -82,8 +82,13 @@ class BoxRunServer(LoggingConfigurable):
                           "serve none.").tag(config=True)
     images_dir = Unicode(help="Local image store. Default: $BOXRUN_IMAGES_DIR or "
                          "<state_dir>/images.").tag(config=True)
-    max_cpu = Int(help="Ceiling on the cpus reserved by running boxes. Default: "
-                  "$BOXRUN_MAX_CPU or the host's cpu count.").tag(config=True)
+    max_cpu = Int(help="The most cpu one box may have; with `cpu_overcommit`, the ceiling "
+                  "of the cpu committed to running boxes. Default: $BOXRUN_MAX_CPU or the "
+                  "host's cpu count.").tag(config=True)
+    cpu_overcommit = Float(4.0, help="Running boxes' summed `cpu` (each box's ceiling and "
+                           "weight, not a reservation) may exceed `max_cpu` by this many "
+                           "times `max_cpu` (4: 5 x max_cpu in all; 0: every box reserves "
+                           "its cpus). Memory is never over-committed.").tag(config=True)
     max_memory_mb = Int(help="Ceiling on the memory (MB) reserved by running boxes. "
                         "Default: $BOXRUN_MAX_MEMORY_MB or the host's memory.").tag(config=True)
     sse_keepalive = Float(15.0, help="Seconds between keep-alive comments on an idle SSE "
@@ -164,7 +169,7 @@ class BoxRunServer(LoggingConfigurable):
             self.log.debug("BoxRun backend: %s (%s)", selection.backend_class.__name__,
                            selection.reason)
             backend: Backend = selection.backend_class(state_dir=state, images=images)
-            ledger = Ledger(self.max_cpu, self.max_memory_mb)
+            ledger = Ledger(self.max_cpu, self.max_memory_mb, self.cpu_overcommit)
             self.manager = BoxManager(self._store, backend, images, ledger, self.sse_keepalive)
             self.manager.backend_reason = selection.reason
             await self.manager.open()

@@ -13,6 +13,7 @@ from typing import Any
 from IPython.display import clear_output, publish_display_data
 
 from ..client import BoxUnavailable
+from ..outputs import confine
 from ..session import BoxSession, Request, open_session, running_box
 from .runner import runner
 
@@ -107,13 +108,14 @@ class CellSessions:
 
 
 def show(msg_type: str, content: dict[str, Any], metadata: dict[str, Any]) -> None:
-    """Show an iopub message of the box in this kernel's output."""
+    """Show an iopub message of the box in this kernel's output (its active output under
+    the BoxRun MIME type, see :mod:`..outputs`)."""
     if msg_type == "stream":
         stream = sys.stderr if content.get("name") == "stderr" else sys.stdout
         stream.write(content.get("text", ""))
         stream.flush()
     elif msg_type in ("display_data", "update_display_data", "execute_result"):
-        publish_display_data(content.get("data", {}), content.get("metadata") or metadata,
+        publish_display_data(confine(content.get("data", {})), content.get("metadata") or metadata,
                              transient=content.get("transient"),
                              update=msg_type == "update_display_data")
     elif msg_type == "clear_output":

@@ -27,19 +27,22 @@ class CreateForm(w.VBox):
                  attempt: Callable[[Coroutine[Any, Any, Any]], None]) -> None:
         self.server, self.attempt = server, attempt
         small = w.Layout(width="170px")
-        self.image = w.Dropdown(description="image", layout=w.Layout(width="300px"))
-        self.name = w.Text(description="name", placeholder="(generated)", layout=w.Layout(width="240px"))
+        self.image = w.Dropdown(description="image", layout=w.Layout(width="300px", max_width="100%"))
+        self.name = w.Text(description="name", placeholder="(generated)",
+                           layout=w.Layout(width="240px", max_width="100%"))
         self.cpu = w.BoundedIntText(1, min=1, max=256, description="cpu", layout=small)
         self.memory = w.BoundedIntText(1024, min=16, max=1 << 20, description="MiB", layout=small)
         self.network = w.Checkbox(False, description="network", indent=False, layout=w.Layout(width="90px"))
         self.volumes = w.Text(description="volumes", placeholder="/host:/guest[:ro], ...",
-                              layout=w.Layout(width="400px"))
+                              layout=w.Layout(width="400px", max_width="100%"))
         self.button = w.Button(description="create", icon="plus", button_style="primary")
         self.button.on_click(lambda _: self.submit())
         self.progress = Progress()
         self.progress.layout.display = "none"
-        super().__init__([w.HBox([self.image, self.name, self.cpu, self.memory, self.network]),
-                          w.HBox([self.volumes, self.button]), self.progress])
+        wrap = w.Layout(flex_flow="row wrap")
+        super().__init__([w.HBox([self.image, self.name, self.cpu, self.memory, self.network],
+                                 layout=wrap),
+                          w.HBox([self.volumes, self.button], layout=wrap), self.progress])
 
     def set_images(self, images: list[dict[str, Any]]) -> None:
         """Offer the built images, then the recipes that would be built first."""

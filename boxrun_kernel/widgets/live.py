@@ -59,16 +59,17 @@ class LiveBoxes(TextSummary, w.VBox):
 
     def headline(self) -> str:
         info = self.info
-        return (f"<b>BoxRun</b> at {html.escape(self.server.client.where)} · isolation: "
-                f"{html.escape(isolation(info))} · reserved {info.get('used_cpu')}/"
-                f"{info.get('max_cpu')} cpu, {info.get('used_memory_mb')}/"
-                f"{info.get('max_memory_mb')} MiB")
+        return (f"<b>BoxRun</b> at {html.escape(self.server.client.where)}<br><small>"
+                f"{html.escape(isolation(info))} · memory {info.get('used_memory_mb')} of "
+                f"{info.get('max_memory_mb')} MiB reserved · cpu {info.get('used_cpu')} "
+                f"committed of {info.get('max_committed_cpu', info.get('max_cpu'))} "
+                f"({info.get('max_cpu')} cores)</small>")
 
     def show_box(self, box: dict[str, Any]) -> None:
         row = self.rows.get(box["id"])
         if row is None:
             row = self.rows[box["id"]] = BoxRow(box, isolation(self.info), self.act,
-                                                kernel_hook() is not None)
+                                                kernel_hook() is not None, self.only is not None)
             self.table.children = [row, *self.table.children]
         row.update(box)
 

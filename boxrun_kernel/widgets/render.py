@@ -28,6 +28,26 @@ def isolation(info: dict[str, Any]) -> str:
     return f"{ISOLATION.get(level, level)}, {info.get('backend', '?')} backend"
 
 
+def middle(text: str, limit: int = 30) -> str:
+    """``text`` cut in the middle to ``limit`` characters: a box name's distinguishing end
+    (``jupyter-<kernel id>``) stays readable."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    return f"{text[:head]}…{text[len(text) - (limit - 1 - head):]}"
+
+
+def meter(label: str, fraction: float, tip: str) -> str:
+    """A bar filled to ``fraction`` (0..1) with ``label`` written on it; ``tip`` on hover."""
+    percent = max(0.0, min(fraction, 1.0)) * 100
+    return (f'<div title="{html.escape(tip)}" style="position:relative;height:18px;'
+            f'line-height:18px;font-size:11px;border-radius:3px;overflow:hidden;'
+            f'background:rgba(127,127,127,.18)"><div style="position:absolute;top:0;left:0;'
+            f'bottom:0;width:{percent:.1f}%;background:rgba(21,101,192,.45)"></div>'
+            f'<span style="position:relative;padding:0 6px;white-space:nowrap">'
+            f'{html.escape(label)}</span></div>')
+
+
 def mib(n_bytes: float | None) -> str:
     return "-" if n_bytes is None else f"{n_bytes / 2**20:.0f} MiB"
 

@@ -1,4 +1,6 @@
-"""One box as a row of widgets: status badge, reservations, live bars, sparkline, buttons."""
+"""One box as a row of widgets, laid out for a notebook column (about 700 px, readable at
+400): a line with the name, status badge and live cpu and memory bars, and an expandable
+part with the details, a sparkline and icon buttons."""
 
 from __future__ import annotations
 
@@ -9,80 +11,112 @@ from typing import Any
 
 import ipywidgets as w
 
-from .render import badge, mib, sparkline
+from .render import badge, meter, mib, middle, sparkline
 
 #: Samples kept for the sparkline: five minutes at the monitors' 2 s interval.
 HISTORY = 150
 Act = Callable[[str, str], None]
+#: The row's buttons: action, icon, word, tooltip.
+BUTTONS = (("start", "play", "start", "Start the box"),
+           ("stop", "stop", "stop", "Stop the box (its disk is kept)"),
+           ("remove", "trash", "remove", "Remove the box and its disk"))
+USE = ("use", "arrow-right", "use here", "Run this notebook's cells in this box")
+WRAP = {"flex_flow": "row wrap", "align_items": "center", "width": "100%"}
 
 
-def _bar(description: str) -> w.FloatProgress:
-    return w.FloatProgress(value=0, min=0, max=100, description=description,
-                           style={"description_width": "70px"}, layout=w.Layout(width="210px"))
+def _button(word: str, icon: str, tooltip: str, **kw: Any) -> w.Button:
+    """A button with an icon, a short word it never truncates, and a tooltip."""
+    return w.Button(description=word, icon=icon, tooltip=tooltip,
+                    layout=w.Layout(width="auto", margin="2px 6px 2px 0"), **kw)
 
 
 class BoxRow(w.VBox):
     """A box's row; its buttons call ``act(name, action)`` with ``start``, ``stop``,
     ``remove`` (after a confirmation) or ``use`` (shown when ``can_use``)."""
 
-    def __init__(self, box: dict[str, Any], isolation: str, act: Act, can_use: bool) -> None:
+    def __init__(self, box: dict[str, Any], isolation: str, act: Act, can_use: bool,
+                 expanded: bool = False) -> None:
         self.box, self.isolation, self.act = box, isolation, act
         self.cpu_history: deque[float] = deque(maxlen=HISTORY)
         self.sample: dict[str, Any] = {}
-        self.title, self.badge, self.reserved, self.spark = w.HTML(), w.HTML(), w.HTML(), w.HTML()
-        self.cpu, self.memory = _bar("cpu"), _bar("memory")
-        self.buttons = {name: self._button(name, icon) for name, icon in
-                        (("start", "play"), ("stop", "stop"), ("remove", "trash"))}
-        if can_use:
-            self.buttons["use"] = self._button("use", "arrow-right", "use in this kernel")
-        self.confirm = w.HBox([w.HTML(), w.Button(description="remove", button_style="danger"),
-                               w.Button(description="cancel")])
+        self.toggle = w.Button(icon="chevron-right", tooltip="Show details and actions",
+                               layout=w.Layout(width="32px", padding="0", margin="0 4px 0 0"))
+        self.toggle.on_click(lambda _: self.expand(self.details.layout.display == "none"))
+        self.title = w.HTML(layout=w.Layout(flex="1 1 150px", min_width="110px"))
+        self.badge = w.HTML(layout=w.Layout(width="80px"))
+        self.cpu = w.HTML(layout=w.Layout(width="130px", margin="2px 8px 2px 0"))
+        self.memory = w.HTML(layout=w.Layout(width="130px", margin="2px 0"))
+        self.about, self.spark = w.HTML(layout=w.Layout(flex="1 1 240px")), w.HTML()
+        actions = [*BUTTONS, USE] if can_use else BUTTONS
+        self.buttons = {action: _button(word, icon, tip) for action, icon, word, tip in actions}
+        for action, button in self.buttons.items():
+            button.on_click(lambda _, action=action: self._clicked(action))
+        self.confirm = w.HBox([w.HTML(), _button("remove", "trash", "Remove it now",
+                                                 button_style="danger"),
+                               _button("cancel", "times", "Keep the box")],
+                              layout=w.Layout(**WRAP))
         self.confirm.children[1].on_click(lambda _: self._confirmed(True))
         self.confirm.children[2].on_click(lambda _: self._confirmed(False))
         self.confirm.layout.display = "none"
-        line = w.HBox([self.title, self.badge, self.reserved, self.cpu, self.memory, self.spark,
-                       *self.buttons.values()], layout=w.Layout(align_items="center"))
-        for part, width in ((self.title, "170px"), (self.badge, "80px"), (self.reserved, "190px")):
-            part.layout.width = width
-        super().__init__([line, self.confirm])
+        line = w.HBox([self.toggle, self.title, self.badge, self.cpu, self.memory],
+                      layout=w.Layout(**WRAP))
+        self.details = w.VBox([w.HBox([self.about, self.spark], layout=w.Layout(**WRAP)),
+                               w.HBox(list(self.buttons.values()), layout=w.Layout(**WRAP)),
+                               self.confirm],
+                              layout=w.Layout(margin="0 0 6px 36px", display="none"))
+        super().__init__([line, self.details], layout=w.Layout(
+            border_bottom="1px solid rgba(127,127,127,.25)", padding="2px 0"))
+        self.expand(expanded)
         self.update(box)
 
-    def _button(self, action: str, icon: str, text: str = "") -> w.Button:
-        button = w.Button(description=text or action, icon=icon, tooltip=f"{action} the box",
-                          layout=w.Layout(width="auto"))
-        if action == "remove":
-            button.on_click(lambda _: self._ask())
-        else:
-            button.on_click(lambda _: self.act(self.box["name"], action))
-        return button
+    def expand(self, open_: bool) -> None:
+        """Show or hide the details and actions."""
+        self.details.layout.display = "flex" if open_ else "none"
+        self.toggle.icon = "chevron-down" if open_ else "chevron-right"
+        self.toggle.tooltip = ("Hide details and actions" if open_
+                               else "Show details and actions")
 
-    def _ask(self) -> None:
-        self.confirm.children[0].value = (f"Remove box <b>{html.escape(self.box['name'])}</b> "
-                                          f"and its disk?")
-        self.confirm.layout.display = "flex"
+    def _clicked(self, action: str) -> None:
+        if action == "remove":
+            self.confirm.children[0].value = (f"Remove box <b>{html.escape(self.name)}</b> "
+                                              f"and its disk?")
+            self.confirm.layout.display = "flex"
+        else:
+            self.act(self.box["name"], action)
 
     def _confirmed(self, yes: bool) -> None:
         self.confirm.layout.display = "none"
         if yes:
             self.act(self.box["name"], "remove")
 
+    @property
+    def name(self) -> str:
+        return self.box["name"] or self.box["id"]
+
     def update(self, box: dict[str, Any]) -> None:
         """Show the box as the server last described it."""
         self.box = box
         status = box["status"]
-        self.title.value = (f"<b>{html.escape(box['name'] or box['id'])}</b><br>"
-                            f"<small>{html.escape(box['image'])}</small>")
+        name, image = html.escape(self.name), html.escape(box["image"])
+        self.title.value = (
+            f'<div title="{name} ({image})" style="white-space:nowrap;overflow:hidden;'
+            f'text-overflow:ellipsis"><b>{html.escape(middle(self.name))}</b> '
+            f'<small style="opacity:.7">{image}</small></div>')
         self.badge.value = badge(status)
-        self.reserved.value = (f"{box['cpu']} cpu · {box['memory_mb']} MiB reserved<br>"
-                               f"<small>{html.escape(self.isolation)}</small>")
+        error = box.get("error_message")
+        self.about.value = (
+            f"<small>{image} · {box['cpu']} cpu (ceiling and weight) · "
+            f"{box['memory_mb']} MiB reserved · {html.escape(self.isolation)}"
+            + (f"<br><span style='color:#c62828'>{html.escape(error)}</span>" if error else "")
+            + "</small>")
         self.buttons["start"].disabled = status != "stopped"
         self.buttons["stop"].disabled = status != "running"
         if "use" in self.buttons:
             self.buttons["use"].disabled = status != "running"
         if status != "running":
             self.sample = {}
-            self.cpu.value = self.memory.value = 0
-            self.cpu.description, self.memory.description = "cpu", "memory"
+            self.cpu.value = meter("cpu", 0, f"{box['cpu']} cpu at most")
+            self.memory.value = meter("memory", 0, f"{box['memory_mb']} MiB at most")
 
     def metrics(self, sample: dict[str, Any]) -> None:
         """Show a metrics sample of the box."""
@@ -92,15 +126,15 @@ class BoxRow(w.VBox):
         limit = sample.get("memory_limit_bytes") or self.box["memory_mb"] * 2**20
         used = sample.get("memory_bytes") or 0
         self.cpu_history.append(percent)
-        self.cpu.max, self.cpu.value = cores * 100, min(percent, cores * 100)
-        self.cpu.description = f"cpu {percent:.0f}%"
-        self.memory.max, self.memory.value = limit / 2**20, min(used, limit) / 2**20
-        self.memory.description = mib(used)
+        self.cpu.value = meter(f"cpu {percent:.0f}%", percent / (cores * 100),
+                               f"cpu {percent:.0f}% of {cores * 100}% ({cores} cpu)")
+        self.memory.value = meter(mib(used), used / limit, f"memory {mib(used)} of {mib(limit)}")
         self.spark.value = sparkline(list(self.cpu_history), cores * 100)
 
     def close(self) -> None:
-        line = self.children[0]
-        for widget in (*line.children, *self.confirm.children, line, self.confirm):
+        line, (about, actions, confirm) = self.children[0], self.details.children
+        for widget in (*line.children, *about.children, *actions.children, *confirm.children,
+                       line, about, actions, confirm, self.details):
             widget.close()
         super().close()
 

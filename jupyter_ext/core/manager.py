@@ -42,6 +42,7 @@ class BoxManager:
         self.backend = backend
         self.images = images
         self.ledger = ledger
+        ledger.holders = lambda: (b for b in self.boxes.values() if b.status in _ACTIVE)
         self.keepalive = keepalive
         #: Why this backend runs, in words (``/v1/info``); set by whoever chose it.
         self.backend_reason = ""
@@ -351,10 +352,7 @@ class BoxManager:
         """The server's limits, usage and backend."""
         counts = {s: sum(b.status == s for b in self.boxes.values()) for s in ("creating", "running", "stopped")}
         return {
-            "max_cpu": self.ledger.max_cpu,
-            "max_memory_mb": self.ledger.max_memory_mb,
-            "used_cpu": self.ledger.cpu,
-            "used_memory_mb": self.ledger.memory_mb,
+            **self.ledger.figures(),
             "backend": self.backend.name,
             "isolation": self.backend.isolation,
             "backend_reason": self.backend_reason,

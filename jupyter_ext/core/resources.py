@@ -1,15 +1,26 @@
-"""Resource ceilings and the atomic ledger of what running boxes reserve."""
+"""Resource ceilings and the atomic ledger of what running boxes reserve and commit.
+
+Memory is reserved: the boxes' ``memory_mb`` never add up to more than the host has.
+CPU is committed, not reserved: a box's ``cpu`` is its ceiling and its weight, so
+mostly idle boxes (notebooks) share the cores; what is committed beyond the cores may
+reach ``cpu_overcommit`` times them (0: every box reserves its cpus).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .errors import BoxRunError
+from .models import Box
+
+#: How many boxes a refusal suggests closing.
+_SUGGESTED = 3
 
 
 @dataclass
 class Ledger:
-    """CPU and memory reserved by boxes that are creating or running.
+    """CPU committed and memory reserved by boxes that are creating or running.
 
     Callers serialise :meth:`reserve` with the manager's lock, so a check and its
     reservation can never be split by another create.
@@ -17,17 +28,36 @@ class Ledger:
 
     max_cpu: int
     max_memory_mb: int
+    #: Admit boxes while their summed ``cpu`` exceeds ``max_cpu`` by at most this many
+    #: times ``max_cpu``.
+    cpu_overcommit: float = 4.0
     cpu: int = 0
     memory_mb: int = 0
+    #: The boxes holding resources, for a refusal to name what could be closed.
+    holders: Callable[[], Iterable[Box]] | None = None
+
+    @property
+    def max_committed_cpu(self) -> int:
+        """The ceiling of the summed ``cpu`` of admitted boxes."""
+        return self.max_cpu + int(self.max_cpu * max(self.cpu_overcommit, 0))
 
     def reserve(self, cpu: int, memory_mb: int) -> None:
-        """Reserve ``cpu`` and ``memory_mb`` or raise RESOURCE_EXCEEDED."""
-        if self.cpu + cpu > self.max_cpu or self.memory_mb + memory_mb > self.max_memory_mb:
+        """Commit ``cpu`` and reserve ``memory_mb``, or raise RESOURCE_EXCEEDED."""
+        if cpu > self.max_cpu:
             raise BoxRunError(
                 "RESOURCE_EXCEEDED",
-                f"not enough free resources for {cpu} cpu and {memory_mb} MB: "
-                f"{self.max_cpu - self.cpu} cpu and {self.max_memory_mb - self.memory_mb} MB "
-                f"of {self.max_cpu} cpu and {self.max_memory_mb} MB are free",
+                f"a box may have at most {self.max_cpu} cpu (this host's); {cpu} were asked for",
+            )
+        free_memory = self.max_memory_mb - self.memory_mb
+        free_cpu = self.max_committed_cpu - self.cpu
+        if memory_mb > free_memory or cpu > free_cpu:
+            short = "memory" if memory_mb > free_memory else "cpu"
+            raise BoxRunError(
+                "RESOURCE_EXCEEDED",
+                f"not enough free {short} for {cpu} cpu and {memory_mb} MB: "
+                f"{free_memory} of {self.max_memory_mb} MB and {free_cpu} of "
+                f"{self.max_committed_cpu} committable cpu ({self.max_cpu} cores "
+                f"+ {self.cpu_overcommit:g}x over-commit) are free{self._suggestion(short)}",
             )
         self.cpu += cpu
         self.memory_mb += memory_mb
@@ -36,3 +66,27 @@ class Ledger:
         """Give back a reservation."""
         self.cpu -= cpu
         self.memory_mb -= memory_mb
+
+    def figures(self) -> dict[str, float | int]:
+        """``/v1/info``'s view: the ceilings, what is reserved and what is committed."""
+        return {
+            "max_cpu": self.max_cpu,
+            "max_memory_mb": self.max_memory_mb,
+            "used_cpu": self.cpu,
+            "used_memory_mb": self.memory_mb,
+            "reserved_memory_mb": self.memory_mb,
+            "committed_cpu": self.cpu,
+            "max_committed_cpu": self.max_committed_cpu,
+            "cpu_overcommit": self.cpu_overcommit,
+        }
+
+    def _suggestion(self, short: str) -> str:
+        """``; close …`` naming the boxes that hold the most of what is short."""
+        boxes = list(self.holders()) if self.holders is not None else []
+        if not boxes:
+            return ""
+        attr, unit = ("memory_mb", "MB") if short == "memory" else ("cpu", "cpu")
+        biggest = sorted(boxes, key=lambda b: getattr(b, attr), reverse=True)[:_SUGGESTED]
+        names = ", ".join(f"{b.name or b.id} ({getattr(b, attr)} {unit})" for b in biggest)
+        more = f" or one of {len(boxes) - len(biggest)} more" if len(boxes) > len(biggest) else ""
+        return f"; stop or remove a box to free some: {names}{more}"

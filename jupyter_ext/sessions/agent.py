@@ -27,12 +27,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 #: Starts the kernel without its debugger: nothing debugs it through the relay, and loading
 #: debugpy costs 50 ms and a warning on stderr. Code in the box can still import debugpy.
-LAUNCH = ("import sys\n"
+#: ipywidgets' comm targets are held until ipywidgets is imported (agent_widgets.py).
+LAUNCH = ("import runpy, sys\n"
+          "widgets = runpy.run_path(sys.argv.pop(), run_name='agent_widgets')\n"
           "sys.modules['debugpy'] = None\n"
           "from ipykernel.kernelapp import IPKernelApp\n"
           "app = IPKernelApp.instance()\n"
           "app.initialize()\n"
           "del sys.modules['debugpy']\n"
+          "widgets['hold_widget_targets'](app.kernel.comm_manager)\n"
           "app.start()\n")
 
 
@@ -111,7 +114,8 @@ class KernelRelay:
             json.dump(conn, f)
         env = {**os.environ, "JPY_PARENT_PID": str(os.getpid())}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "-f", self.base + ".json"],
+            [sys.executable, "-c", LAUNCH, "-f", self.base + ".json",
+             os.path.join(HERE, "agent_widgets.py")],
             stdin=subprocess.DEVNULL, env=env)
         ident = self.session.encode()
         kinds = {"shell": self.zmq.DEALER, "iopub": self.zmq.SUB, "stdin": self.zmq.DEALER,

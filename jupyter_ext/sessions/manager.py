@@ -20,7 +20,7 @@ from .shell import ShellLink
 
 #: Where the agent's files go in a box.
 AGENT_DIR = "/root/.boxrun"
-AGENT_FILES = ("agent.py", "agent_python.py")
+AGENT_FILES = ("agent.py", "agent_python.py", "agent_widgets.py")
 #: Exit status of the probe → the session kind.
 #: (find_spec, not import: importing ipykernel costs half a second)
 PROBE = ('command -v python3 >/dev/null 2>&1 || exit 3; python3 -c "import importlib.util'

@@ -36,9 +36,9 @@ async def test_cgroup_holds_the_box_and_its_execs(
     assert str(backend._running[handle].pid) in procs  # the box's init
     if isinstance(limits, CgroupV1):
         by_file = {name: limits._read(handle, name) for name in (
-            "cpu.cfs_quota_us", "memory.limit_in_bytes", "pids.max")}
+            "cpu.cfs_quota_us", "cpu.shares", "memory.limit_in_bytes", "pids.max")}
         assert {k: v.strip() for k, v in by_file.items() if v} == {
-            "cpu.cfs_quota_us": "200000", "memory.limit_in_bytes": str(300 << 20),
+            "cpu.cfs_quota_us": "200000", "cpu.shares": "2048", "memory.limit_in_bytes": str(300 << 20),
             "pids.max": str(PIDS_MAX)}
     marker = f"cgroup-marker-{os.getpid()}"
     process = await backend.exec(handle, ["sh", "-c", "sleep 30", marker], {}, "/")

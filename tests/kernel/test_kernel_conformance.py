@@ -10,6 +10,8 @@ import jupyter_kernel_test
 import pytest
 from jupyter_client.manager import start_new_kernel
 
+from boxrun_kernel.outputs import MIME_TYPE
+
 TIMEOUT = 30
 
 
@@ -43,8 +45,9 @@ class TestBoxRunKernel(jupyter_kernel_test.KernelTests):
         {"code": "[n*n for n in range(1, 4)]", "result": "[1, 4, 9]"},
     ]
     code_display_data = [
+        # Under the BoxRun MIME type, which the lab extension renders sanitized.
         {"code": "from IPython.display import HTML, display; display(HTML('<b>test</b>'))",
-         "mime": "text/html"},
+         "mime": MIME_TYPE},
         {"code": "from IPython.display import Math, display; display(Math('\\\\frac{1}{2}'))",
          "mime": "text/latex"},
     ]

@@ -12,6 +12,8 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
+from boxrun_kernel.outputs import MIME_TYPE
+
 from ..servers import ServerProcess
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -67,8 +69,8 @@ def test_state_rich_output_files_and_errors(notebook_dir: Path) -> None:
     ), notebook_dir)
     cells = nb.cells
     assert text(cells[1]) == "42" and cells[1].outputs[0].execution_count == 2
-    assert [o.data.get("text/html") or o.data.get("text/markdown") for o in cells[2].outputs] \
-        == ["<b>bold</b>", "# Title"]
+    assert [o.data[MIME_TYPE]["data"] for o in cells[2].outputs] \
+        == [{"text/html": "<b>bold</b>"}, {"text/markdown": "# Title"}]
     assert any("image/png" in o.get("data", {}) for o in cells[3].outputs)
     assert text(cells[4]) == "1,2\n"
     assert "OSError: [Errno 30] Read-only file system" in text(cells[5])  # mounted ro

@@ -104,12 +104,14 @@ class Row:
                     if f"IPY_MODEL_{line}" in s.get("children", [])), None)
         if title is None or line is None or row is None:
             return None
-        parts = [c.removeprefix("IPY_MODEL_") for c in models[line]["children"]]
-        buttons = {models[p]["description"]: p for p in parts
-                   if models[p].get("_model_name") == "ButtonModel"}
-        confirm = models[row]["children"][1].removeprefix("IPY_MODEL_")
-        return {"row": row, "badge": parts[1], "cpu": parts[3], "spark": parts[5],
-                "buttons": buttons, "confirm": confirm}
+
+        def children(model: str) -> list[str]:
+            return [c.removeprefix("IPY_MODEL_") for c in models[model]["children"]]
+        toggle, _, badge, cpu, _ = children(line)
+        about, actions, confirm = children(children(row)[1])
+        buttons = {models[p]["description"]: p for p in children(actions)}
+        return {"row": row, "badge": badge, "cpu": cpu, "spark": children(about)[1],
+                "toggle": toggle, "buttons": buttons, "confirm": confirm}
 
     def ids(self) -> dict[str, Any]:
         return self.kernel.wait(self._ids, what=f"the row of box {self.name}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from boxrun_kernel.outputs import MIME_TYPE
+
 from .conftest import Driver, text
 
 
@@ -21,8 +23,8 @@ def test_state_outputs_and_errors_per_box(kernel: Driver) -> None:
     assert text(kernel.run("print('x' in globals())")) == "False\n"  # not here
     shown = kernel.run("%%boxrun cells\nfrom IPython.display import HTML, display\n"
                        "display(HTML('<b>bold</b>'))")
-    assert [m["content"]["data"]["text/html"] for m in shown
-            if m["msg_type"] == "display_data"] == ["<b>bold</b>"]
+    assert [m["content"]["data"][MIME_TYPE]["data"]["text/html"] for m in shown
+            if m["msg_type"] == "display_data"] == ["<b>bold</b>"]  # for the lab extension
     failed = kernel.run("%%boxrun cells\n1 / 0")
     assert kernel.reply["status"] == "error"
     assert "ZeroDivisionError" in "".join(errors(failed)[0]["traceback"])

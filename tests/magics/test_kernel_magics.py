@@ -104,3 +104,27 @@ def test_monitor_comms_stay_on_the_host(boxrun: Driver, magics_server: ServerPro
     assert row.ids()["badge"] in reply["content"]["comms"]
     with magics_server.http() as http:
         assert http.delete("/v1/boxes/seen-by-kernel").status_code == 200
+
+
+def test_host_widgets_come_back_after_a_reload(boxrun: Driver) -> None:
+    """A reloaded page's widget manager opens its control comm: the host refuses it (the
+    box's ipywidgets knows nothing of host widgets), so the manager lists the comms and
+    asks each for its state, which the host widgets answer."""
+    boxrun.run("%boxrun monitor")
+    kc, session = boxrun.kc, boxrun.kc.session
+    opened = {"comm_id": "reload1", "target_name": "jupyter.widget.control", "data": {}}
+    kc.shell_channel.send(session.msg("comm_open", opened, metadata={"version": "1.0.0"}))
+    kc.shell_channel.send(session.msg("comm_msg", {"comm_id": "reload1",
+                                                   "data": {"method": "request_states"}}))
+    boxrun.wait(lambda: "reload1" in boxrun.closed, what="the control comm refused")
+    kc.comm_info(target_name="jupyter.widget")
+    comms = kc.get_shell_msg(timeout=30)["content"]["comms"]
+    header = next(i for i, s in boxrun.models.items()
+                  if s.get("_model_name") == "HTMLModel" and "BoxRun</b> at" in s.get("value", ""))
+    assert header in comms
+    boxrun.updates.clear()
+    boxrun.send_comm(header, {"method": "request_state"})
+    boxrun.wait(lambda: any(cid == header and "BoxRun</b> at" in state.get("value", "")
+                            for cid, state in boxrun.updates), what="the header's state")
+    streams = text(boxrun.run("print('after')"), "stderr")
+    assert "No such comm" not in streams

@@ -29,7 +29,7 @@ def test_follows_another_client(monitor: Driver, http: httpx.Client) -> None:
     assert http.post("/v1/boxes", json=spec).status_code == 201
     row = Row(monitor, "watched")
     row.wait_status("running")
-    assert "namespace sandbox" in str(monitor.models) and "1 cpu · 128 MiB reserved" in str(
+    assert "namespace sandbox" in str(monitor.models) and "128 MiB reserved" in str(
         monitor.models)
     http.post("/v1/boxes/watched:stop").raise_for_status()
     row.wait_status("stopped")
@@ -38,7 +38,8 @@ def test_follows_another_client(monitor: Driver, http: httpx.Client) -> None:
     http.post("/v1/boxes/watched:start").raise_for_status()
     row.wait_status("running")
     # live metrics: the cpu bar's caption and a sparkline of at least two samples
-    monitor.wait(lambda: "%" in monitor.models[row.ids()["cpu"]]["description"]
+    monitor.wait(lambda: "cpu " in monitor.models[row.ids()["cpu"]]["value"]
+                 and "%</span>" in monitor.models[row.ids()["cpu"]]["value"]
                  and "polyline" in monitor.models[row.ids()["spark"]]["value"],
                  what="metrics of box watched")
     row_id = row.ids()["row"]
@@ -52,7 +53,7 @@ def test_buttons_stop_start_and_remove(monitor: Driver, http: httpx.Client,
     http.post("/v1/boxes", json=spec).raise_for_status()
     row = Row(monitor, "clicked")
     row.wait_status("running")
-    assert "use in this kernel" not in row.ids()["buttons"]  # a plain kernel: nothing to use
+    assert "use here" not in row.ids()["buttons"]  # a plain kernel: nothing to use
     row.click("stop")
     monitor.wait(lambda: status(magics_server, "clicked") == "stopped", what="the stop")
     row.wait_status("stopped")

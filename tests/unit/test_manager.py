@@ -58,14 +58,29 @@ async def test_create_reserves_and_remove_releases(make_manager) -> None:
     assert err.value.code == "BOX_NOT_FOUND"
 
 
-async def test_concurrent_creates_cannot_overcommit(make_manager) -> None:
-    m = await make_manager(cpu=3)
+async def test_concurrent_creates_cannot_overcommit_memory(make_manager) -> None:
+    m = await make_manager(cpu=3, mem=768)
     results = await asyncio.gather(*(m.create_box(box()) for _ in range(5)), return_exceptions=True)
     made = [r for r in results if not isinstance(r, Exception)]
     refused = [r for r in results if isinstance(r, BoxRunError)]
     assert len(made) == 3 and len(refused) == 2
     assert {r.code for r in refused} == {"RESOURCE_EXCEEDED"}
-    assert m.ledger.cpu == 3
+    assert m.ledger.memory_mb == 768
+    assert "0 of 768 MB" in refused[0].message and made[0].id in refused[0].message
+
+
+async def test_cpu_is_committed_up_to_the_overcommit_factor(make_manager) -> None:
+    m = await make_manager(cpu=2, mem=4096)
+    made = [await m.create_box(box(cpu=1, memory_mb=64)) for _ in range(10)]
+    assert m.info()["committed_cpu"] == 10 and m.info()["max_committed_cpu"] == 10
+    with pytest.raises(BoxRunError) as err:
+        await m.create_box(box(cpu=1, memory_mb=64))
+    assert err.value.code == "RESOURCE_EXCEEDED" and "0 of 10 committable cpu" in err.value.message
+    with pytest.raises(BoxRunError) as err:
+        await m.create_box(box(cpu=3))
+    assert err.value.code == "RESOURCE_EXCEEDED" and "at most 2 cpu" in err.value.message
+    await m.stop_box(made[0].id)
+    assert (await m.create_box(box(cpu=1))).status == "running"
 
 
 async def test_failed_create_leaves_nothing(make_manager) -> None:

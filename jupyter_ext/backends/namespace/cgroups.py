@@ -148,7 +148,8 @@ class Cgroups(Limits):
 
 
 class CgroupV1(Cgroups):
-    """cgroup v1: cfs quota, memory (+memsw) limit, pids.max; usage from cpuacct."""
+    """cgroup v1: cfs quota and shares (the box's weight), memory (+memsw) limit,
+    pids.max; usage from cpuacct."""
 
     mode = "cgroup v1"
 
@@ -157,6 +158,7 @@ class CgroupV1(Cgroups):
         return [
             ("cpu.cfs_period_us", str(CFS_PERIOD_US)),
             ("cpu.cfs_quota_us", str(spec.cpu * CFS_PERIOD_US)),
+            ("cpu.shares", str(spec.cpu * 1024)),
             ("memory.limit_in_bytes", memory),
             ("memory.memsw.limit_in_bytes", memory),
             ("pids.max", str(PIDS_MAX)),
@@ -176,7 +178,7 @@ class CgroupV1(Cgroups):
 
 
 class CgroupV2(Cgroups):
-    """cgroup v2: cpu.max, memory.max with no swap, pids.max in the unified hierarchy."""
+    """cgroup v2: cpu.max and cpu.weight, memory.max with no swap, pids.max in the unified hierarchy."""
 
     mode = "cgroup v2"
 
@@ -189,6 +191,7 @@ class CgroupV2(Cgroups):
     def settings(self, spec: BoxSpec) -> list[tuple[str, str]]:
         return [
             ("cpu.max", f"{spec.cpu * CFS_PERIOD_US} {CFS_PERIOD_US}"),
+            ("cpu.weight", str(min(spec.cpu * 100, 10_000))),
             ("memory.max", str(spec.memory_mb << 20)),
             ("memory.swap.max", "0"),
             ("pids.max", str(PIDS_MAX)),

@@ -1,0 +1,114 @@
+"""Box output as the kernel relays it: anything JupyterLab could run in its own origin
+(HTML, Markdown, JavaScript, plotting libraries' types) moves under the BoxRun MIME type,
+which the lab extension renders sanitized inline, or in a sandboxed frame of an opaque
+origin where it needs script; HTML that ipywidgets would put in the page is sanitized."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bleach
+from bleach.css_sanitizer import CSSSanitizer
+
+#: The MIME type whose value, ``{"data": {mime: value}}``, holds a box's active output.
+MIME_TYPE = "application/vnd.boxrun.box-output+json"
+
+#: Types JupyterLab renders without running anything of the box (text, images, an SVG as
+#: an ``<img>``, a JSON tree, a widget view from comm state); relayed as they are.
+INERT = frozenset({
+    "text/plain",
+    "text/latex",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/bmp",
+    "image/svg+xml",
+    "application/json",
+    "application/vnd.jupyter.widget-view+json",
+})
+
+#: Message types whose ``content["data"]`` is a MIME bundle.
+BUNDLES = frozenset({"display_data", "update_display_data", "execute_result"})
+
+
+def confine(data: Any) -> Any:
+    """The MIME bundle ``data`` with every type but the inert ones moved into one bundle
+    under :data:`MIME_TYPE` (a bundle with nothing to move is returned as it is)."""
+    if not isinstance(data, dict):
+        return data
+    active = {mime: value for mime, value in data.items() if mime not in INERT}
+    if not active:
+        return data
+    return {**{mime: value for mime, value in data.items() if mime in INERT},
+            MIME_TYPE: {"data": active}}
+
+
+def confine_message(msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
+    """The content of an iopub message, its bundle confined."""
+    if msg_type in BUNDLES and "data" in content:
+        return {**content, "data": confine(content["data"])}
+    return content
+
+
+def confine_reply(content: dict[str, Any]) -> dict[str, Any]:
+    """A reply's content with the bundles Lab renders as output confined: an
+    ``inspect_reply``'s ``data`` and an ``execute_reply``'s pager payloads."""
+    if "data" in content:
+        content = {**content, "data": confine(content["data"])}
+    payload = content.get("payload")
+    if isinstance(payload, list):
+        content = {**content, "payload": [
+            {**item, "data": confine(item["data"])}
+            if isinstance(item, dict) and "data" in item else item for item in payload]}
+    return content
+
+
+#: Widget models whose ``value`` ipywidgets puts in the page as HTML, unsanitized.
+HTML_WIDGETS = frozenset({"HTMLModel", "HTMLMathModel"})
+#: What an HTML widget's value may hold: markup for text, tables and images, no script,
+#: event handlers, forms, frames or ``javascript:`` links.
+_CLEANER = bleach.sanitizer.Cleaner(
+    tags=bleach.sanitizer.ALLOWED_TAGS | {
+        "p", "div", "span", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "sub",
+        "sup", "small", "u", "s", "del", "ins", "mark", "kbd", "samp", "dl", "dt", "dd",
+        "table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "img", "figure",
+        "figcaption", "details", "summary"},
+    attributes={"*": ["class", "title", "style", "align"], "a": ["href", "target"],
+                "img": ["src", "alt", "width", "height"], "th": ["colspan", "rowspan"],
+                "td": ["colspan", "rowspan"]},
+    protocols={"http", "https", "mailto", "data"},
+    css_sanitizer=CSSSanitizer(),
+    strip=True,
+)
+
+
+class WidgetGuard:
+    """Cleans what a box's widgets would have ipywidgets put in the page as it is: the
+    value of ``HTML``/``HTMLMath`` widgets (sanitized) and the outputs an ``Output``
+    widget's state lists (confined); everything else about widgets passes unchanged."""
+
+    def __init__(self) -> None:
+        self._html: set[str] = set()  # comm ids of the box's HTML widgets
+
+    def message(self, msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
+        """The content of an iopub comm message from the box, cleaned."""
+        comm_id = content.get("comm_id")
+        if msg_type == "comm_close":
+            self._html.discard(comm_id)
+        data = content.get("data")
+        state = data.get("state") if isinstance(data, dict) else None
+        if msg_type not in ("comm_open", "comm_msg") or not isinstance(state, dict):
+            return content
+        if msg_type == "comm_open" and state.get("_model_name") in HTML_WIDGETS:
+            self._html.add(comm_id)
+        cleaned: dict[str, Any] = {}
+        if comm_id in self._html and isinstance(state.get("value"), str):
+            cleaned["value"] = _CLEANER.clean(state["value"])
+        if isinstance(state.get("outputs"), list):
+            cleaned["outputs"] = [{**out, "data": confine(out["data"])}
+                                  if isinstance(out, dict) and "data" in out else out
+                                  for out in state["outputs"]]
+        if not cleaned:
+            return content
+        return {**content, "data": {**data, "state": {**state, **cleaned}}}
