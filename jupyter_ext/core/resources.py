@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from .errors import BoxRunError
+from .errors import BoxRunError, validation
+
+
+def free_disk_gb(path: str | Path) -> int:
+    """Whole GiB free for unprivileged users on the filesystem of ``path`` (or of its
+    nearest existing parent)."""
+    folder = Path(path)
+    while not folder.exists():
+        folder = folder.parent
+    info = os.statvfs(folder)
+    return info.f_bavail * info.f_frsize >> 30
 
 
 @dataclass
 class Ledger:
-    """CPU and memory reserved by boxes that are creating or running.
+    """CPU and memory reserved by boxes that are creating or running, and the ceiling on
+    one box's disk (``None``: none).
 
     Callers serialise :meth:`reserve` with the manager's lock, so a check and its
     reservation can never be split by another create.
@@ -17,6 +30,7 @@ class Ledger:
 
     max_cpu: int
     max_memory_mb: int
+    max_disk_gb: int | None = None
     cpu: int = 0
     memory_mb: int = 0
 
@@ -36,3 +50,9 @@ class Ledger:
         """Give back a reservation."""
         self.cpu -= cpu
         self.memory_mb -= memory_mb
+
+    def check_disk(self, disk_size_gb: int) -> None:
+        """VALIDATION_ERROR if one box may not have a disk of ``disk_size_gb``."""
+        if self.max_disk_gb is not None and disk_size_gb > self.max_disk_gb:
+            raise validation(f"'disk_size_gb' must be at most {self.max_disk_gb} on this server "
+                             f"(c.BoxRunServer.max_disk_gb); {disk_size_gb} was asked for")
