@@ -30,6 +30,7 @@ class BoxRow(w.VBox):
         self.cpu_history: deque[float] = deque(maxlen=HISTORY)
         self.sample: dict[str, Any] = {}
         self.title, self.badge, self.reserved, self.spark = w.HTML(), w.HTML(), w.HTML(), w.HTML()
+        self.problem = w.HTML()  # why the box died or failed to start, from the server
         self.cpu, self.memory = _bar("cpu"), _bar("memory")
         self.buttons = {name: self._button(name, icon) for name, icon in
                         (("start", "play"), ("stop", "stop"), ("remove", "trash"))}
@@ -44,7 +45,7 @@ class BoxRow(w.VBox):
                        *self.buttons.values()], layout=w.Layout(align_items="center"))
         for part, width in ((self.title, "170px"), (self.badge, "80px"), (self.reserved, "190px")):
             part.layout.width = width
-        super().__init__([line, self.confirm])
+        super().__init__([line, self.confirm, self.problem])
         self.update(box)
 
     def _button(self, action: str, icon: str, text: str = "") -> w.Button:
@@ -75,6 +76,10 @@ class BoxRow(w.VBox):
         self.badge.value = badge(status)
         self.reserved.value = (f"{box['cpu']} cpu · {box['memory_mb']} MiB reserved<br>"
                                f"<small>{html.escape(self.isolation)}</small>")
+        why = box.get("error_message")
+        self.problem.value = "" if not why else (
+            f"<small style='color:#c62828'>{html.escape(why)} "
+            f"({html.escape(box.get('error_code') or '')})</small>")
         self.buttons["start"].disabled = status != "stopped"
         self.buttons["stop"].disabled = status != "running"
         if "use" in self.buttons:
@@ -100,7 +105,7 @@ class BoxRow(w.VBox):
 
     def close(self) -> None:
         line = self.children[0]
-        for widget in (*line.children, *self.confirm.children, line, self.confirm):
+        for widget in (*line.children, *self.confirm.children, line, self.confirm, self.problem):
             widget.close()
         super().close()
 
@@ -108,5 +113,6 @@ class BoxRow(w.VBox):
         box, sample = self.box, self.sample
         live = (f"  cpu {sample.get('cpu_percent') or 0:.0f}%  memory "
                 f"{mib(sample.get('memory_bytes'))}" if sample else "")
+        why = f"  ({box['error_message']})" if box.get("error_message") else ""
         return (f"{box['name']:<20} {box['status']:<9} {box['image']:<14} "
-                f"{box['cpu']} cpu / {box['memory_mb']} MiB{live}")
+                f"{box['cpu']} cpu / {box['memory_mb']} MiB{live}{why}")
