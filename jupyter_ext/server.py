@@ -92,9 +92,9 @@ class BoxRunServer(LoggingConfigurable):
                       "state dir's filesystem when the server starts.").tag(config=True)
     volume_roots = List(Unicode(), help="Host folders (with everything inside them) that boxes "
                         "may mount as volumes; anything else is refused (422), and so are /, "
-                        "/proc, /sys, /dev, /etc, /boot, /run and the state dir whatever this "
-                        "says. Default: the server user's home and the system temp dir, and "
-                        "Jupyter's root_dir in Jupyter.").tag(config=True)
+                        "/proc, /sys, /dev, /etc, /boot, /run, the state dir and the image "
+                        "store whatever this says. Default: the server user's home and the "
+                        "system temp dir, and Jupyter's root_dir in Jupyter.").tag(config=True)
     jupyter_root_dir = Unicode("", help="Jupyter's root_dir (set by the Jupyter extension; "
                                "part of the default volume_roots).")
     sse_keepalive = Float(15.0, help="Seconds between keep-alive comments on an idle SSE "
@@ -184,7 +184,7 @@ class BoxRunServer(LoggingConfigurable):
                            selection.reason)
             backend: Backend = selection.backend_class(state_dir=state, images=images)
             ledger = Ledger(self.max_cpu, self.max_memory_mb, self.max_disk_gb)
-            volumes = VolumePolicy.make(self.volume_roots, state)
+            volumes = VolumePolicy.make(self.volume_roots, state, self.images_dir)
             self.manager = BoxManager(self._store, backend, images, ledger, volumes,
                                       self.sse_keepalive)
             self.manager.backend_reason = selection.reason

@@ -1,5 +1,5 @@
 """Which host folders a box may mount: inside an allowed root, never a system folder or the
-state dir."""
+server's own state."""
 
 from __future__ import annotations
 
@@ -32,10 +32,11 @@ class VolumePolicy:
     refused: tuple[str, ...]
 
     @classmethod
-    def make(cls, roots: Iterable[str], state_dir: str | Path) -> VolumePolicy:
-        """The policy for ``roots`` on a server whose state lives in ``state_dir``."""
+    def make(cls, roots: Iterable[str], *state: str | Path) -> VolumePolicy:
+        """The policy for ``roots`` on a server whose state lives in the folders ``state``
+        (its state dir, its image store)."""
         return cls(tuple(os.path.realpath(r) for r in roots),
-                   (*(os.path.realpath(d) for d in SYSTEM_DIRS), os.path.realpath(state_dir)))
+                   tuple(os.path.realpath(d) for d in (*SYSTEM_DIRS, *state)))
 
     def resolve(self, host_path: str) -> str:
         """The real path of ``host_path`` if a box may mount it.

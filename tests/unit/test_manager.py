@@ -226,3 +226,14 @@ async def test_box_death_is_a_state(make_manager) -> None:
     # gc treats a dead box like any stopped one, by the time it stopped.
     assert m.get_box(b.id).error_code == "BOX_DIED" and await m.gc(3600) == 0
     assert await m.gc(0) == 1 and m.list_boxes() == []
+
+
+def test_volume_policy_refuses_the_servers_own_folders(tmp_path: Path) -> None:
+    for name in ("state", "images", "data"):
+        (tmp_path / name).mkdir()
+    policy = VolumePolicy.make([str(tmp_path)], tmp_path / "state", tmp_path / "images")
+    assert policy.resolve(str(tmp_path / "data")) == str(tmp_path / "data")
+    for path in (tmp_path / "state", tmp_path / "images", tmp_path / "data" / ".." / "images"):
+        with pytest.raises(BoxRunError) as err:
+            policy.resolve(str(path))
+        assert err.value.code == "VALIDATION_ERROR" and str(tmp_path) in err.value.message
