@@ -38,9 +38,9 @@ class Service:
     def boxrun(cls, state_dir: Path, images_dir: Path, token: str) -> Service:
         port = free_port()
         argv = [sys.executable, "-m", "jupyter_ext.standalone", "serve", "--state-dir",
-                str(state_dir), "--port", str(port), "--token", token]
+                str(state_dir), "--port", str(port)]
         env = {"BOXRUN_IMAGES_DIR": str(images_dir), "BOXRUN_MAX_CPU": "1000",
-               "BOXRUN_MAX_MEMORY_MB": "1000000"}
+               "BOXRUN_MAX_MEMORY_MB": "1000000", "BOXRUN_TOKEN": token}
         return cls(argv, state_dir / "boxrun.sock", port, token,
                    state_dir.parent / "boxrun-server.log", env, is_boxrun=True)
 

@@ -218,7 +218,9 @@ class BoxRunKernel(Kernel):
         try:
             return await client.create_box(spec)
         except ApiError as exc:
-            if not spec["volumes"] or exc.code != "RUNTIME_ERROR" or "volume" not in str(exc):
+            # missing, out of box root's reach, or outside the server's volume_roots
+            refused = exc.code in ("RUNTIME_ERROR", "VALIDATION_ERROR") and "volume" in str(exc)
+            if not spec["volumes"] or not refused:
                 raise
             self._notice = f"The notebook's folder is not mounted in the box: {exc}\n"
             return await client.create_box({**spec, "volumes": []})

@@ -38,7 +38,7 @@ class BoxRunExtension(ExtensionApp):
     boxrun = Instance(BoxRunServer, allow_none=True)
 
     def initialize_settings(self) -> None:
-        self.boxrun = BoxRunServer(parent=self)
+        self.boxrun = BoxRunServer(parent=self, jupyter_root_dir=self.serverapp.root_dir)
         self.settings[SERVER_KEY] = self.boxrun
 
     def initialize_handlers(self) -> None:

@@ -11,14 +11,15 @@ from typing import Any
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_unix_socket
 from tornado.web import Application
-from traitlets import Enum, Float, Instance, Int, Type, Unicode, default
+from traitlets import Enum, Float, Instance, Int, List, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .backends.base import Backend
 from .backends.select import CHOICES, probe_later, select_backend
 from .core.errors import BoxRunError
 from .core.manager import BoxManager
-from .core.resources import Ledger
+from .core.resources import Ledger, free_disk_gb
+from .core.volumes import VolumePolicy, default_roots
 from .images.store import ImageStore
 from .sessions.manager import SessionManager
 from .store.db import Store
@@ -91,6 +92,16 @@ class BoxRunServer(LoggingConfigurable):
                            "its cpus). Memory is never over-committed.").tag(config=True)
     max_memory_mb = Int(help="Ceiling on the memory (MB) reserved by running boxes. "
                         "Default: $BOXRUN_MAX_MEMORY_MB or the host's memory.").tag(config=True)
+    max_disk_gb = Int(help="Ceiling on one box's disk_size_gb; a create asking for more is "
+                      "refused (422). Default: $BOXRUN_MAX_DISK_GB or the GiB free on the "
+                      "state dir's filesystem when the server starts.").tag(config=True)
+    volume_roots = List(Unicode(), help="Host folders (with everything inside them) that boxes "
+                        "may mount as volumes; anything else is refused (422), and so are /, "
+                        "/proc, /sys, /dev, /etc, /boot, /run, the state dir and the image "
+                        "store whatever this says. Default: the server user's home and the "
+                        "system temp dir, and Jupyter's root_dir in Jupyter.").tag(config=True)
+    jupyter_root_dir = Unicode("", help="Jupyter's root_dir (set by the Jupyter extension; "
+                               "part of the default volume_roots).")
     sse_keepalive = Float(15.0, help="Seconds between keep-alive comments on an idle SSE "
                           "stream. Default: $BOXRUN_SSE_KEEPALIVE or 15.").tag(config=True)
     backend = Enum(CHOICES, help="The sandbox backend: 'boxlite' (micro-VMs), 'namespace' "
@@ -128,6 +139,14 @@ class BoxRunServer(LoggingConfigurable):
     @default("sse_keepalive")
     def _sse_keepalive(self) -> float:
         return float(os.environ.get("BOXRUN_SSE_KEEPALIVE", "15"))
+
+    @default("max_disk_gb")
+    def _max_disk_gb(self) -> int:
+        return _env_ceiling(self.log, "BOXRUN_MAX_DISK_GB", free_disk_gb(self.state_dir))
+
+    @default("volume_roots")
+    def _volume_roots(self) -> list[str]:
+        return default_roots(self.jupyter_root_dir)
 
     @default("max_cpu")
     def _max_cpu(self) -> int:
@@ -169,8 +188,11 @@ class BoxRunServer(LoggingConfigurable):
             self.log.debug("BoxRun backend: %s (%s)", selection.backend_class.__name__,
                            selection.reason)
             backend: Backend = selection.backend_class(state_dir=state, images=images)
-            ledger = Ledger(self.max_cpu, self.max_memory_mb, self.cpu_overcommit)
-            self.manager = BoxManager(self._store, backend, images, ledger, self.sse_keepalive)
+            ledger = Ledger(self.max_cpu, self.max_memory_mb, self.cpu_overcommit,
+                            self.max_disk_gb)
+            volumes = VolumePolicy.make(self.volume_roots, state, self.images_dir)
+            self.manager = BoxManager(self._store, backend, images, ledger, volumes,
+                                      self.sse_keepalive)
             self.manager.backend_reason = selection.reason
             await self.manager.open()
             self.sessions = SessionManager(self.manager, SessionStore(self._store))

@@ -54,8 +54,10 @@ class ServerProcess:
     def start(self, *extra: str, timeout: float = 30) -> ServerProcess:
         """Start and wait until the socket answers."""
         with self.log.open("a") as out:
-            self.proc = subprocess.Popen(self.command("--token", self.token, *extra),
-                                         env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            # the token in the environment, not on the command line that ps shows
+            self.proc = subprocess.Popen(self.command(*extra),
+                                         env={**self.env, "BOXRUN_TOKEN": self.token},
+                                         stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -107,7 +107,8 @@ class BoxRow(w.VBox):
         self.about.value = (
             f"<small>{image} · {box['cpu']} cpu (ceiling and weight) · "
             f"{box['memory_mb']} MiB reserved · {html.escape(self.isolation)}"
-            + (f"<br><span style='color:#c62828'>{html.escape(error)}</span>" if error else "")
+            + (f"<br><span style='color:#c62828'>{html.escape(error)}"
+               f" ({html.escape(box.get('error_code') or '')})</span>" if error else "")
             + "</small>")
         self.buttons["start"].disabled = status != "stopped"
         self.buttons["stop"].disabled = status != "running"
@@ -142,5 +143,6 @@ class BoxRow(w.VBox):
         box, sample = self.box, self.sample
         live = (f"  cpu {sample.get('cpu_percent') or 0:.0f}%  memory "
                 f"{mib(sample.get('memory_bytes'))}" if sample else "")
+        why = f"  ({box['error_message']})" if box.get("error_message") else ""
         return (f"{box['name']:<20} {box['status']:<9} {box['image']:<14} "
-                f"{box['cpu']} cpu / {box['memory_mb']} MiB{live}")
+                f"{box['cpu']} cpu / {box['memory_mb']} MiB{live}{why}")

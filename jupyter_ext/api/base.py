@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
-from tornado import web
+from tornado import httputil, web
 
 from ..core.errors import BoxRunError, validation
 from ..core.manager import BoxManager
@@ -16,7 +17,16 @@ log = logging.getLogger(__name__)
 #: Settings key under which the hosting app stores its BoxRunServer.
 SERVER_KEY = "boxrun_server"
 
+#: A query parameter whose name holds "token" (``token``, ``access_token``) and its value.
+_TOKEN_PARAM = re.compile(r"([?&][^=&#]*token[^=&#]*=)[^&#]*", re.IGNORECASE)
+
 _STATUS_CODES = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "VALIDATION_ERROR"}
+
+
+def request_summary(request: httputil.HTTPServerRequest) -> str:
+    """What tornado's logs say of a request (method, URI, caller), token values masked."""
+    uri = _TOKEN_PARAM.sub(r"\1[secret]", request.uri or "")
+    return f"{request.method} {uri} ({request.remote_ip})"
 
 
 class BoxRunHandler(web.RequestHandler):
@@ -77,6 +87,10 @@ class BoxRunHandler(web.RequestHandler):
             log.info("%s %s: %s %s", self.request.method, self.request.path, value.code, value.message)
         else:
             super().log_exception(typ, value, tb)
+
+    def _request_summary(self) -> str:
+        """tornado's access and error logs: never a token."""
+        return request_summary(self.request)
 
     def get_login_url(self) -> str:
         """API callers are never redirected to a login page."""

@@ -156,7 +156,12 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     async def create(self, spec: BoxSpec) -> str:
-        """Create the box's disk and configuration without booting it; its handle."""
+        """Create the box's disk and configuration without booting it; its handle.
+
+        If it fails it leaves nothing behind (directory, loop device, cgroup): the manager
+        has no handle to remove. Once it returned, the manager calls :meth:`remove` when
+        booting the new box fails.
+        """
 
     @abc.abstractmethod
     async def start(self, handle: str, spec: BoxSpec) -> None:

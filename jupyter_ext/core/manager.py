@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from .lifecycle import Lifecycle
 from .metrics import MetricsSampler
 from .models import Box, BoxRequest, Event, Exec, ExecRequest, new_id, now, parse_time
 from .resources import Ledger
+from .volumes import VolumePolicy
 
 if TYPE_CHECKING:
     from ..images.store import ImageStore
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _ACTIVE = ("creating", "running")
+#: ``error_code`` of a box whose sandbox ended by itself (its init died).
+BOX_DIED = "BOX_DIED"
+#: Characters of a backend's reason kept in a dead box's ``error_message``.
+MAX_REASON = 500
 
 
 class BoxManager:
@@ -36,13 +41,14 @@ class BoxManager:
 
     def __init__(
         self, store: Store, backend: Backend, images: ImageStore, ledger: Ledger,
-        keepalive: float = 15.0,
+        volumes: VolumePolicy, keepalive: float = 15.0,
     ) -> None:
         self.store = store
         self.backend = backend
         self.images = images
         self.ledger = ledger
         ledger.holders = lambda: (b for b in self.boxes.values() if b.status in _ACTIVE)
+        self.volumes = volumes
         self.keepalive = keepalive
         #: Why this backend runs, in words (``/v1/info``); set by whoever chose it.
         self.backend_reason = ""
@@ -53,13 +59,18 @@ class BoxManager:
         self.runs: dict[str, ExecRun] = {}
         self._lock = asyncio.Lock()
         self._box_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        #: Called with a box about to stop, before its processes are killed (sessions).
-        self.stop_hooks: list[Callable[[Box], Awaitable[None]]] = []
+        #: Called with a box about to stop and why, before its processes are killed
+        #: (sessions).
+        self.stop_hooks: list[Callable[[Box, str], Awaitable[None]]] = []
+        self._deaths: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        backend.on_exit = self._on_exit
 
     # --- start-up and shut-down ---------------------------------------------------------
 
     async def open(self) -> None:
         """Load the boxes and reconcile them and their execs with the backend."""
+        self._loop = asyncio.get_running_loop()
         await self.backend.open()
         alive = await self.backend.running()
         for box in await self.store.boxes():
@@ -80,7 +91,7 @@ class BoxManager:
         runs = [r.task for r in self.runs.values() if r.task]
         for task in runs:
             task.cancel()
-        await asyncio.gather(*runs, return_exceptions=True)
+        await asyncio.gather(*runs, *self._deaths, return_exceptions=True)
         for box in list(self.boxes.values()):
             if box.status in _ACTIVE:
                 await self._stop(box)
@@ -106,18 +117,19 @@ class BoxManager:
 
     def _spec(self, box: Box) -> BoxSpec:
         _, layout = self.backend.resolve_image(self.images, box.image)
+        volumes = [replace(v, host_path=self.volumes.resolve(v.host_path))
+                   for v in box.volume_specs()]
         return BoxSpec(
             box_id=box.id, name=box.name, image=box.image, oci_layout=layout,
             cpu=box.cpu, memory_mb=box.memory_mb, disk_size_gb=box.disk_size_gb,
-            network=box.network, workdir=box.workdir, env=box.env or {},
-            volumes=box.volume_specs(),
+            network=box.network, workdir=box.workdir, env=box.env or {}, volumes=volumes,
         )
 
     async def create_box(self, req: BoxRequest) -> Box:
         """Create and boot a box; on any failure nothing of it is left."""
+        self.ledger.check_disk(req.disk_size_gb)
         for vol in req.volumes or []:
-            if not os.path.exists(vol["host_path"]):
-                raise BoxRunError("RUNTIME_ERROR", f"volume host_path does not exist: {vol['host_path']}")
+            self.volumes.resolve(vol["host_path"])
         ref, _ = self.backend.resolve_image(self.images, req.image)
         async with self._lock:
             if req.name is not None and any(b.name == req.name for b in self.boxes.values()):
@@ -187,18 +199,46 @@ class BoxManager:
             await self._stop(box)
             return box
 
-    async def _stop(self, box: Box) -> None:
+    async def _stop(self, box: Box, died: str | None = None) -> None:
+        """Stop ``box``: asked to, or (``died`` saying why) because its sandbox ended."""
+        why = "the box was stopped" if died is None else "the box died"
+        detail = f": {died}" if died else ""
         runs = [r for r in self.runs.values() if r.exec.box_id == box.id]
         for run in runs:
-            run.stop("failed", "the box was stopped while the command ran")
+            run.stop("failed", f"{why} while the command ran{detail}")
         for hook in self.stop_hooks:
-            await hook(box)
+            await hook(box, why + detail)
         await self.backend.stop(box.boxlite_id or "")
         await asyncio.gather(*(r.task for r in runs if r.task), return_exceptions=True)
         self.ledger.release(box.cpu, box.memory_mb)
         box.status, box.stopped_at = "stopped", now()
         await self.store.put_box(box)
-        self.lifecycle.publish("stopped", box)
+        self.lifecycle.publish("stopped" if died is None else "died", box)
+
+    def _on_exit(self, handle: str, reason: str) -> None:
+        """``Backend.on_exit``: the sandbox of box ``handle`` ended by itself (from any
+        thread)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._mourn, handle, reason)
+
+    def _mourn(self, handle: str, reason: str) -> None:
+        task = asyncio.ensure_future(self._died(handle, reason))
+        self._deaths.add(task)
+        task.add_done_callback(self._deaths.discard)
+
+    async def _died(self, handle: str, reason: str) -> None:
+        """A running box whose sandbox ended becomes ``stopped`` with BOX_DIED and why;
+        its execs and sessions end saying so and its resources are released."""
+        box = next((b for b in self.boxes.values() if b.boxlite_id == handle), None)
+        if box is None:
+            return
+        async with self._box_locks[box.id]:
+            if box.status != "running":
+                return
+            reason = reason[:MAX_REASON]
+            log.warning("box %s died: %r", box.id, reason)
+            box.error_code, box.error_message = BOX_DIED, f"the box died: {reason}"
+            await self._stop(box, reason)
 
     async def remove_box(self, id_or_name: str, force: bool = False) -> None:
         """Delete a box, its disk, execs and events; a running one only with ``force``."""
@@ -353,6 +393,8 @@ class BoxManager:
         counts = {s: sum(b.status == s for b in self.boxes.values()) for s in ("creating", "running", "stopped")}
         return {
             **self.ledger.figures(),
+            "max_disk_gb": self.ledger.max_disk_gb,
+            "volume_roots": list(self.volumes.roots),
             "backend": self.backend.name,
             "isolation": self.backend.isolation,
             "backend_reason": self.backend_reason,

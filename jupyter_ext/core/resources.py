@@ -8,19 +8,32 @@ reach ``cpu_overcommit`` times them (0: every box reserves its cpus).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from .errors import BoxRunError
+from .errors import BoxRunError, validation
 from .models import Box
 
 #: How many boxes a refusal suggests closing.
 _SUGGESTED = 3
 
 
+def free_disk_gb(path: str | Path) -> int:
+    """Whole GiB free for unprivileged users on the filesystem of ``path`` (or of its
+    nearest existing parent)."""
+    folder = Path(path)
+    while not folder.exists():
+        folder = folder.parent
+    info = os.statvfs(folder)
+    return info.f_bavail * info.f_frsize >> 30
+
+
 @dataclass
 class Ledger:
-    """CPU committed and memory reserved by boxes that are creating or running.
+    """CPU committed and memory reserved by boxes that are creating or running, and the
+    ceiling on one box's disk (``None``: none).
 
     Callers serialise :meth:`reserve` with the manager's lock, so a check and its
     reservation can never be split by another create.
@@ -31,6 +44,7 @@ class Ledger:
     #: Admit boxes while their summed ``cpu`` exceeds ``max_cpu`` by at most this many
     #: times ``max_cpu``.
     cpu_overcommit: float = 4.0
+    max_disk_gb: int | None = None
     cpu: int = 0
     memory_mb: int = 0
     #: The boxes holding resources, for a refusal to name what could be closed.
@@ -90,3 +104,9 @@ class Ledger:
         names = ", ".join(f"{b.name or b.id} ({getattr(b, attr)} {unit})" for b in biggest)
         more = f" or one of {len(boxes) - len(biggest)} more" if len(boxes) > len(biggest) else ""
         return f"; stop or remove a box to free some: {names}{more}"
+
+    def check_disk(self, disk_size_gb: int) -> None:
+        """VALIDATION_ERROR if one box may not have a disk of ``disk_size_gb``."""
+        if self.max_disk_gb is not None and disk_size_gb > self.max_disk_gb:
+            raise validation(f"'disk_size_gb' must be at most {self.max_disk_gb} on this server "
+                             f"(c.BoxRunServer.max_disk_gb); {disk_size_gb} was asked for")

@@ -52,9 +52,8 @@ class SessionManager:
             run.stop(reason)
         await asyncio.gather(*(asyncio.shield(r.task) for r in runs), return_exceptions=True)
 
-    async def _box_stopping(self, box: Box) -> None:
-        await self._end([r for r in self.runs.values() if r.session.box_id == box.id],
-                        "the box was stopped")
+    async def _box_stopping(self, box: Box, why: str) -> None:
+        await self._end([r for r in self.runs.values() if r.session.box_id == box.id], why)
 
     # --- sessions -------------------------------------------------------------------
 

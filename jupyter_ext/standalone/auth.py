@@ -12,6 +12,8 @@ from typing import Any
 
 from tornado import web
 
+from ..api.base import request_summary
+
 _UCRED = struct.Struct("3i")  # pid, uid, gid
 
 
@@ -76,6 +78,10 @@ class StandaloneHandler(web.RequestHandler):
         if given is not None and hmac.compare_digest(given.encode(), token.encode()):
             return "token"
         return None
+
+    def _request_summary(self) -> str:
+        """tornado's access and error logs: never a token (``GET /?token=`` too)."""
+        return request_summary(self.request)
 
     def check_xsrf_cookie(self) -> None:
         """No cookies are used, so no cross-site request can carry credentials."""

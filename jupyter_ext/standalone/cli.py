@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -31,9 +32,35 @@ def _server_config(args: argparse.Namespace) -> Config:
     return config
 
 
+def _token(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The token TCP callers must send (``None``: ``--no-auth``) and where it came from.
+
+    ``BOXRUN_TOKEN`` is taken out of the environment, so no process the server starts
+    inherits it.
+    """
+    from_env = os.environ.pop("BOXRUN_TOKEN", "").strip()
+    if args.no_auth:
+        return None, "none"
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as exc:
+            raise BoxRunError("VALIDATION_ERROR", f"cannot read --token-file: {exc}") from None
+        if not token:
+            raise BoxRunError("VALIDATION_ERROR", f"--token-file {args.token_file} is empty")
+        return token, f"from {args.token_file}"
+    if args.token:
+        log.warning("--token is visible to every user of this host (ps); use --token-file or "
+                    "$BOXRUN_TOKEN")
+        return args.token, "from --token"
+    if from_env:
+        return from_env, "from $BOXRUN_TOKEN"
+    return secrets.token_urlsafe(24), ""
+
+
 async def _serve(args: argparse.Namespace) -> None:
     server = BoxRunServer(config=_server_config(args))
-    token = None if args.no_auth else (args.token or secrets.token_urlsafe(24))
+    token, given = _token(args)
     manager = await server.start(make_app(server, token))
     print(f"BoxRun serving {server.state_dir} on {server.socket_path} "
           f"({manager.backend.name} backend)", flush=True)
@@ -43,9 +70,11 @@ async def _serve(args: argparse.Namespace) -> None:
         if token is None:
             log.warning("TCP on %s has NO authentication (--no-auth): anyone who can reach "
                         "it can run code in boxes", url)
-        else:
-            print(f"BoxRun API on {url}; token: {token}", flush=True)
-            print(f"  SDK: BoxRunClient('http://:{token}@{args.host}:{args.port}')", flush=True)
+        else:  # a generated token is said once, as Jupyter does; a given one never
+            shown = f"the token {given}" if given else token
+            print(f"BoxRun API on {url}; token: {shown}", flush=True)
+            print(f"  SDK: BoxRunClient('http://:{'TOKEN' if given else token}@{args.host}:"
+                  f"{args.port}')", flush=True)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -109,7 +138,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="TCP address (with --port)")
     serve.add_argument("--port", type=int, help="also serve TCP on this port")
     auth = serve.add_mutually_exclusive_group()
-    auth.add_argument("--token", help="token TCP callers must send (default: generated)")
+    auth.add_argument("--token-file", help="file holding the token TCP callers must send "
+                      "(default: $BOXRUN_TOKEN, else generated)")
+    auth.add_argument("--token", help="the token itself (visible in ps: prefer --token-file or "
+                      "$BOXRUN_TOKEN)")
     auth.add_argument("--no-auth", action="store_true", help="TCP without authentication")
     serve.set_defaults(run=_serve)
     image = sub.add_parser("image", help="manage the local image store")

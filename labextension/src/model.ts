@@ -46,6 +46,15 @@ export function applyLifecycle(boxes: Map<string, IBox>, event: ILifecycleEvent)
   }
 }
 
+/** What the panel's banner says of a lifecycle event: why a box failed to start or died. */
+export function lifecycleProblem(event: ILifecycleEvent): string | null {
+  const box = event.box;
+  if ((event.type === 'failed' || event.type === 'died') && box?.error_message) {
+    return `${box.name ?? box.id}: ${box.error_message}`;
+  }
+  return null;
+}
+
 /** Boxes newest first, as the API lists them. */
 export function sortBoxes(boxes: Iterable<IBox>): IBox[] {
   return [...boxes].sort((a, b) => (b.created_at ?? '').localeCompare(a.created_at ?? ''));
@@ -278,9 +287,7 @@ export class BoxRunModel {
     }
     payload.type = payload.type ?? event.event;
     applyLifecycle(this.boxes, payload);
-    if (payload.type === 'failed' && payload.box?.error_message) {
-      this.error = `${payload.box.name ?? payload.box.id}: ${payload.box.error_message}`;
-    }
+    this.error = lifecycleProblem(payload) ?? this.error;
     if (payload.box && payload.box.status !== 'running') {
       this.metrics.delete(payload.box.id);
     }

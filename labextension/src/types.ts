@@ -90,7 +90,7 @@ export interface IMetrics {
 
 /** A lifecycle event of `GET /v1/events`. */
 export interface ILifecycleEvent {
-  type: 'created' | 'started' | 'stopped' | 'removed' | 'failed' | string;
+  type: 'created' | 'started' | 'stopped' | 'died' | 'removed' | 'failed' | string;
   box: IBox;
   at: string;
 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,24 @@ def test_box_stopped_under_the_kernel(notebook_dir: Path, server: ServerProcess)
     assert error.ename == "BoxUnavailable"
     assert f"box {name}" in error.evalue and "the box was stopped" in error.evalue
     assert "Restart the kernel" in error.evalue
+
+
+def test_folder_outside_the_volume_roots_is_not_mounted() -> None:
+    """The server refuses a notebook folder outside its volume_roots (/var/tmp here); the
+    kernel says so and runs the notebook in a box without it."""
+    folder = Path(tempfile.mkdtemp(prefix="boxrun-nb-", dir="/var/tmp"))
+    folder.chmod(0o755)
+    secret = folder / "secret.txt"
+    secret.write_text("host file")
+    try:
+        nb = run(notebook(f"import os\nprint(os.path.exists({str(secret)!r}), end='')", "1 + 1"),
+                 folder)
+    finally:
+        shutil.rmtree(folder)
+    first = text(nb.cells[0])
+    assert "The notebook's folder is not mounted in the box" in first
+    assert "allowed roots" in first and first.endswith("False")
+    assert text(nb.cells[1]) == "2"
 
 
 def test_no_server(notebook_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

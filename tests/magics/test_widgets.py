@@ -3,6 +3,9 @@ clicks and the create form acting on the server, and its background work stoppin
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -45,6 +48,24 @@ def test_follows_another_client(monitor: Driver, http: httpx.Client) -> None:
     row_id = row.ids()["row"]
     http.delete("/v1/boxes/watched", params={"force": "true"}).raise_for_status()
     monitor.wait(lambda: row_id in monitor.closed, what="the row of a removed box closed")
+
+
+def test_row_says_why_a_box_is_down(monitor: Driver, http: httpx.Client) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="boxrun-widget-"))
+    folder.chmod(0o755)
+    spec = {"image": "debian", "name": "broken", "cpu": 1, "memory_mb": 128,
+            "volumes": [{"host_path": str(folder), "guest_path": "/mnt/gone"}]}
+    http.post("/v1/boxes", json=spec).raise_for_status()
+    row = Row(monitor, "broken")
+    row.wait_status("running")
+    http.post("/v1/boxes/broken:stop").raise_for_status()
+    folder.rmdir()
+    assert http.post("/v1/boxes/broken:start").status_code == 400  # its volume is gone
+    problem = monitor.models[row.ids()["row"]]["children"][2].removeprefix("IPY_MODEL_")
+    monitor.wait(lambda: "volume host_path does not exist" in monitor.models[problem]["value"],
+                 what="the box's error in its row")
+    assert "RUNTIME_ERROR" in monitor.models[problem]["value"]
+    http.delete("/v1/boxes/broken", params={"force": "true"}).raise_for_status()
 
 
 def test_buttons_stop_start_and_remove(monitor: Driver, http: httpx.Client,

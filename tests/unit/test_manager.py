@@ -12,6 +12,7 @@ from jupyter_ext.core.errors import BoxRunError
 from jupyter_ext.core.manager import BoxManager
 from jupyter_ext.core.models import BoxRequest, Event, Exec, ExecRequest, new_id
 from jupyter_ext.core.resources import Ledger
+from jupyter_ext.core.volumes import VolumePolicy, default_roots
 from jupyter_ext.store.db import Store
 
 from .fakes import FakeBackend, FakeImages
@@ -21,10 +22,13 @@ from .fakes import FakeBackend, FakeImages
 async def make_manager(tmp_path: Path):
     opened: list[tuple[BoxManager, Store]] = []
 
-    async def make(backend: FakeBackend | None = None, cpu: int = 4, mem: int = 4096) -> BoxManager:
+    async def make(backend: FakeBackend | None = None, cpu: int = 4, mem: int = 4096,
+                   disk: int = 100) -> BoxManager:
         store = Store(tmp_path / "boxrun.db")
         await store.open()
-        manager = BoxManager(store, backend or FakeBackend(), FakeImages(), Ledger(cpu, mem))  # type: ignore[arg-type]
+        volumes = VolumePolicy.make(default_roots(), tmp_path)
+        manager = BoxManager(store, backend or FakeBackend(), FakeImages(),  # type: ignore[arg-type]
+                             Ledger(cpu, mem, disk), volumes)
         await manager.open()
         opened.append((manager, store))
         return manager
@@ -160,3 +164,91 @@ async def test_gc_and_run(make_manager) -> None:
     result = await m.run(box(), ExecRequest.parse({"cmd": ["sh", "-c", "echo hi; echo no >&2; exit 3"]}))
     assert result == {"exit_code": 3, "stdout": "hi\n", "stderr": "no\n", "error_message": None}
     assert m.list_boxes() == []
+
+
+async def test_disk_ceiling_and_volume_allowlist_refuse_before_anything_is_made(
+        make_manager, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    backend = FakeBackend()
+    m = await make_manager(backend, disk=10)
+    shared = tmp_path_factory.mktemp("shared")
+    (shared / "etc").symlink_to("/etc")
+    refused = {
+        "disk": box(disk_size_gb=11),
+        "/etc": box(volumes=[{"host_path": "/etc/ssl", "guest_path": "/mnt"}]),
+        "/": box(volumes=[{"host_path": "/", "guest_path": "/mnt"}]),
+        "state": box(volumes=[{"host_path": str(tmp_path), "guest_path": "/mnt"}]),
+        "link": box(volumes=[{"host_path": str(shared / "etc"), "guest_path": "/mnt"}]),
+        "outside": box(volumes=[{"host_path": "/usr/share", "guest_path": "/mnt"}]),
+    }
+    for what, req in refused.items():
+        with pytest.raises(BoxRunError) as err:
+            await m.create_box(req)
+        assert err.value.code == "VALIDATION_ERROR" and err.value.status == 422, what
+        limit = "at most 10" if what == "disk" else "allowed roots"
+        assert limit in err.value.message, (what, err.value.message)
+    assert m.list_boxes() == [] and await m.store.boxes() == [] and m.ledger.cpu == 0
+    assert list(backend.root.iterdir()) == []
+    ok = await m.create_box(box(disk_size_gb=10, volumes=[{"host_path": str(shared),
+                                                            "guest_path": "/mnt"}]))
+    assert ok.volumes == [{"host_path": str(shared), "guest_path": "/mnt", "readonly": False}]
+    # A folder swapped for a link to a system folder is refused when the box starts again.
+    await m.stop_box(ok.id)
+    (shared / "data").mkdir()
+    again = await m.create_box(box(volumes=[{"host_path": str(shared / "data"),
+                                             "guest_path": "/mnt"}]))
+    await m.stop_box(again.id)
+    (shared / "data").rmdir()
+    (shared / "data").symlink_to("/proc")
+    with pytest.raises(BoxRunError) as err:
+        await m.start_box(again.id)
+    assert err.value.code == "VALIDATION_ERROR" and m.get_box(again.id).status == "stopped"
+
+
+async def test_box_death_is_a_state(make_manager) -> None:
+    backend = FakeBackend()
+    m = await make_manager(backend)
+    b = await m.create_box(box(name="doomed"))
+    ex = await m.start_exec(b.id, ExecRequest.parse({"cmd": ["sleep", "30"]}))
+    seen = m.lifecycle.events(None, 60)
+    backend.alive.discard(b.boxlite_id)
+    assert backend.on_exit is not None
+    backend.on_exit(b.boxlite_id, "its init was killed by the out-of-memory killer")
+    event = await asyncio.wait_for(anext(seen), 2)
+    await seen.aclose()
+    assert event is not None and event.type == "died"
+    assert event.box["status"] == "stopped" and event.box["error_code"] == "BOX_DIED"
+    dead = m.get_box(b.id)
+    assert dead.status == "stopped" and dead.stopped_at is not None
+    assert dead.error_message == "the box died: its init was killed by the out-of-memory killer"
+    assert m.ledger.cpu == 0 and m.ledger.memory_mb == 0
+    stored = next(s for s in await m.store.boxes() if s.id == b.id)
+    assert (stored.status, stored.error_code) == ("stopped", "BOX_DIED")
+    ex = await m.get_exec(b.id, ex.id)
+    assert ex.status == "failed" and "the box died" in ex.error_message
+    assert "out-of-memory" in ex.error_message
+    events = await collect(m, b.id, ex.id)
+    assert "the box died" in json.loads(events[-1].data)["error"]
+    with pytest.raises(BoxRunError) as err:
+        await m.start_exec(b.id, ExecRequest.parse({"cmd": ["true"]}))
+    assert err.value.code == "BOX_NOT_RUNNING"
+    backend.on_exit(b.boxlite_id, "again")  # a late second report changes nothing
+    await asyncio.sleep(0.05)
+    assert m.get_box(b.id).error_message == dead.error_message
+    started = await m.start_box(b.id)
+    assert started.status == "running" and started.error_code is None
+    backend.on_exit(b.boxlite_id, "killed")
+    await asyncio.sleep(0.05)
+    # gc treats a dead box like any stopped one, by the time it stopped.
+    assert m.get_box(b.id).error_code == "BOX_DIED" and await m.gc(3600) == 0
+    assert await m.gc(0) == 1 and m.list_boxes() == []
+
+
+def test_volume_policy_refuses_the_servers_own_folders(tmp_path: Path) -> None:
+    for name in ("state", "images", "data"):
+        (tmp_path / name).mkdir()
+    policy = VolumePolicy.make([str(tmp_path)], tmp_path / "state", tmp_path / "images")
+    assert policy.resolve(str(tmp_path / "data")) == str(tmp_path / "data")
+    for path in (tmp_path / "state", tmp_path / "images", tmp_path / "data" / ".." / "images"):
+        with pytest.raises(BoxRunError) as err:
+            policy.resolve(str(path))
+        assert err.value.code == "VALIDATION_ERROR" and str(tmp_path) in err.value.message

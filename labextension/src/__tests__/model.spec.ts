@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { parseControl } from '../control';
-import { applyLifecycle, sortBoxes } from '../model';
+import { applyLifecycle, lifecycleProblem, sortBoxes } from '../model';
 import { IBox } from '../types';
 
 function box(id: string, status: string, created_at = '2025-01-01T00:00:00Z'): IBox {
@@ -27,6 +27,23 @@ describe('applyLifecycle', () => {
     expect(boxes.has('a')).toBe(false);
     applyLifecycle(boxes, { type: 'failed', box: box('b', 'stopped'), at: '' });
     expect(boxes.get('b')?.status).toBe('stopped');
+  });
+});
+
+describe('lifecycleProblem', () => {
+  it('says why a box died or failed, nothing for other events', () => {
+    const dead = {
+      ...box('d', 'stopped'),
+      error_code: 'BOX_DIED',
+      error_message: 'the box died: out of memory'
+    };
+    expect(lifecycleProblem({ type: 'died', box: dead, at: '' })).toBe(
+      'd: the box died: out of memory'
+    );
+    expect(lifecycleProblem({ type: 'stopped', box: box('s', 'stopped'), at: '' })).toBeNull();
+    const boxes = new Map<string, IBox>();
+    applyLifecycle(boxes, { type: 'died', box: dead, at: '' });
+    expect(boxes.get('d')?.error_code).toBe('BOX_DIED');
   });
 });
 
