@@ -28,7 +28,7 @@ async def make_manager(tmp_path: Path):
         await store.open()
         volumes = VolumePolicy.make(default_roots(), tmp_path)
         manager = BoxManager(store, backend or FakeBackend(), FakeImages(),  # type: ignore[arg-type]
-                             Ledger(cpu, mem, disk), volumes)
+                             Ledger(cpu, mem, max_disk_gb=disk), volumes)
         await manager.open()
         opened.append((manager, store))
         return manager
