@@ -19,7 +19,7 @@ CFS_PERIOD_US = 100_000
 ORPHAN_AGE = 60.0
 
 #: Host-side wrapper: writes its pid to each file before ``--``, then execs the rest,
-#: so the command and all it forks (nsenter'd children too) start in the box's group.
+#: so the command and all it forks (the box's whole process tree) start in the box's group.
 JOIN_SCRIPT = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 
 
