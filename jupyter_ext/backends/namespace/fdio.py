@@ -9,7 +9,8 @@ CHUNK = 65536
 
 
 async def fd_ready(fd: int, writing: bool = False) -> None:
-    """Wait until ``fd`` is readable (``writing``: writable)."""
+    """Wait until ``fd`` is readable (``writing``: writable). One waiter per descriptor
+    and direction: the event loop keeps one callback each."""
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
     watch, unwatch = ((loop.add_writer, loop.remove_writer) if writing

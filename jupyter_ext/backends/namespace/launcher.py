@@ -20,7 +20,7 @@ from ...core.errors import BoxRunError
 from .fdio import fd_ready
 
 #: The largest request boxrun-init takes (argv and environment together).
-MAX_REQUEST = 1 << 20
+MAX_REQUEST = 1 << 17  # within a socket buffer of default size
 #: The longest message boxrun-init sends about one command.
 MAX_REPLY = 512
 
@@ -96,6 +96,9 @@ class Launcher:
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self._sock = sock
+        #: One sender at a time: a second waiter on the same descriptor would replace
+        #: the first one's callback in the event loop.
+        self._sending = asyncio.Lock()
 
     @staticmethod
     def pair() -> tuple[socket.socket, socket.socket]:
@@ -105,6 +108,17 @@ class Launcher:
     def close(self) -> None:
         """Let go of the box (``boxrun-init`` exits, and the box with it)."""
         self._sock.close()
+
+    async def _send(self, request: bytes, fds: array.array[int]) -> None:
+        while True:
+            try:
+                self._sock.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+                return
+            except BlockingIOError:
+                await fd_ready(self._sock.fileno(), writing=True)
+            except OSError as exc:
+                raise BoxRunError("RUNTIME_ERROR",
+                                  f"the box's init is gone ({exc.strerror})") from exc
 
     async def spawn(
         self, cmd: Sequence[str], env: Mapping[str, str], workdir: str, stdio: Sequence[int],
@@ -117,15 +131,8 @@ class Launcher:
         mine.setblocking(False)
         fds = array.array("i", [theirs.fileno(), *stdio])
         try:
-            while True:
-                try:
-                    self._sock.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
-                    break
-                except BlockingIOError:
-                    await fd_ready(self._sock.fileno(), writing=True)
-                except OSError as exc:
-                    raise BoxRunError("RUNTIME_ERROR",
-                                      f"the box's init is gone ({exc.strerror})") from exc
+            async with self._sending:
+                await self._send(request, fds)
         except BaseException:
             mine.close()
             raise

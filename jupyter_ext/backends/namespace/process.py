@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -41,14 +42,16 @@ class NsProcess(Process):
     def __init__(self, job: Job, stdin: int | None, stdout: int, stderr: int) -> None:
         self._job = job
         self._stdin = stdin
+        self._writing = asyncio.Lock()  # one writer at a time (see fdio.fd_ready)
         self.stdout = _chunks(stdout)
         self.stderr = _chunks(stderr)
 
     async def write_stdin(self, data: bytes) -> None:
         """Send ``data`` to the command's stdin, waiting while the pipe is full."""
-        if self._stdin is None:
-            raise RuntimeError("the command was started without stdin")
-        await write_all(self._stdin, data)
+        async with self._writing:
+            if self._stdin is None:
+                raise RuntimeError("the command was started without stdin")
+            await write_all(self._stdin, data)
 
     async def close_stdin(self) -> None:
         """Close the command's stdin."""
