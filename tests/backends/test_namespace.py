@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -170,3 +171,16 @@ async def test_network_box_gets_host_dns(boot, spec, run):
     handle = await boot(spec(network=True))
     code, out, _ = await run(handle, "cat", "/etc/resolv.conf")
     assert code == 0 and b"nameserver" in out
+
+
+async def test_concurrent_execs_with_large_environments(boot, spec, backend, collect):
+    """Requests that fill the control socket wait their turn; none is lost."""
+    handle = await boot(spec())
+    env = {"PATH": "/usr/bin:/bin", "BIG": "x" * 60_000}
+    processes = await asyncio.gather(*(backend.exec(handle, ["echo", str(i)], env, "/")
+                                       for i in range(40)))
+    outs = await asyncio.gather(*(collect(p.stdout) for p in processes))
+    assert [await p.wait() for p in processes] == [0] * 40
+    assert outs == [f"{i}\n".encode() for i in range(40)]
+    with pytest.raises(BoxRunError, match="exceed"):
+        await backend.exec(handle, ["true"], {"BIG": "x" * 200_000}, "/")
