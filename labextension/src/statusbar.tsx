@@ -129,10 +129,11 @@ export class BoxStatusItem extends ReactWidget {
     }
   }
 
-  /** A restarting kernel opens its box again: forget its last error. */
+  /** A restarting kernel opens its box again: forget its last error and box. */
   private _onStatus(_: unknown, status: Kernel.Status): void {
     if (status === 'restarting' || status === 'autorestarting' || status === 'starting') {
       this._kernelError = undefined;
+      this._seen = null;
       this._refresh();
     }
   }

@@ -1,7 +1,8 @@
 /**
  * A new user's first notebooks: `%boxrun monitor` readable in a notebook column (700 and
  * 400 px), its host widgets back after a page reload, kernel boxes told apart in the
- * panel, and no stray `No such comm` under a new notebook's first cell.
+ * panel, no stray `No such comm` under a new notebook's first cell, and the status bar
+ * following the kernel's box through a failure.
  */
 import { Locator, Page, expect, test } from '@playwright/test';
 
@@ -237,4 +238,34 @@ test('a new BoxRun notebook’s first cell, run at once, has no stray comm error
   const texts = (await outputs.allInnerTexts()).map(text => text.trim());
   expect(texts).toEqual(['42', 'second']);
   await shot(page, 'first-cell.png', notebook);
+});
+
+test('the status bar follows the kernel’s box: running, removed, failed with the reason', async ({
+  page
+}) => {
+  test.setTimeout(300_000);
+  const file = 'box-state.ipynb';
+  await createNotebook(file, 'boxrun', ['print(1)']);
+  await openNotebook(page, file);
+  await kernelReady(page);
+  const item = page.locator('.jp-BoxRun-statusItem');
+  const state = item.locator('[data-state]');
+  await expect(state).toHaveAttribute('data-state', 'running', { timeout: 90_000 });
+  const name = (await item.locator('[data-box-name]').getAttribute('data-box-name'))!;
+
+  expect((await api('DELETE', `/boxes/${name}?force=true`)).status).toBe(200);
+  await expect(state).toHaveAttribute('data-state', 'removed');
+  await page.evaluate(() =>
+    (window as any).jupyterapp.commands.execute('notebook:run-all-cells')
+  );
+  await expect(state).toHaveAttribute('data-state', 'failed');
+  await expect(item.locator('.jp-BoxRun-statusText')).toHaveAttribute('title', /box/);
+  await expect(state).toHaveText(/failed/);
+  await shot(page, 'statusbar-failed.png', page.locator('#jp-main-statusbar'));
+
+  // Restarting the kernel brings a working box, and the status bar says so.
+  await page.evaluate(() =>
+    (window as any).jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()
+  );
+  await expect(state).toHaveAttribute('data-state', 'running', { timeout: 90_000 });
 });
