@@ -59,11 +59,12 @@ class LiveBoxes(TextSummary, w.VBox):
 
     def headline(self) -> str:
         info = self.info
-        return (f"<b>BoxRun</b> at {html.escape(self.server.client.where)}<br><small>"
+        return (f"<div style='line-height:1.5'><b>BoxRun</b> at "
+                f"{html.escape(self.server.client.where)}<br><small>"
                 f"{html.escape(isolation(info))} · memory {info.get('used_memory_mb')} of "
                 f"{info.get('max_memory_mb')} MiB reserved · cpu {info.get('used_cpu')} "
                 f"committed of {info.get('max_committed_cpu', info.get('max_cpu'))} "
-                f"({info.get('max_cpu')} cores)</small>")
+                f"({info.get('max_cpu')} cores)</small></div>")
 
     def show_box(self, box: dict[str, Any]) -> None:
         row = self.rows.get(box["id"])

@@ -59,7 +59,8 @@ def sparkline(values: Sequence[float], top: float, width: int = 120, height: int
     step = width / (len(values) - 1)
     points = " ".join(f"{i * step:.1f},{height - min(v / (top or 1), 1) * (height - 2) - 1:.1f}"
                       for i, v in enumerate(values))
-    return (f'<svg width="{width}" height="{height}" style="background:#f5f5f5">'
+    return (f'<svg width="{width}" height="{height}" style="vertical-align:middle;'
+            f'border-bottom:1px solid rgba(127,127,127,.4)">'
             f'<polyline fill="none" stroke="#1565c0" stroke-width="1.5" points="{points}"/></svg>')
 
 

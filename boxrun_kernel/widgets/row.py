@@ -21,6 +21,8 @@ BUTTONS = (("start", "play", "start", "Start the box"),
            ("stop", "stop", "stop", "Stop the box (its disk is kept)"),
            ("remove", "trash", "remove", "Remove the box and its disk"))
 USE = ("use", "arrow-right", "use here", "Run this notebook's cells in this box")
+#: Characters of a box name shown on its line (cut in the middle; whole on hover).
+NAME_CHARS = 20
 WRAP = {"flex_flow": "row wrap", "align_items": "center", "width": "100%"}
 
 
@@ -39,13 +41,15 @@ class BoxRow(w.VBox):
         self.box, self.isolation, self.act = box, isolation, act
         self.cpu_history: deque[float] = deque(maxlen=HISTORY)
         self.sample: dict[str, Any] = {}
-        self.toggle = w.Button(icon="chevron-right", tooltip="Show details and actions",
-                               layout=w.Layout(width="32px", padding="0", margin="0 4px 0 0"))
+        # A word beside the icon: an icon's glyph alone would be the button's accessible name.
+        self.toggle = w.Button(description="details", icon="chevron-right",
+                               tooltip="Show details and actions",
+                               layout=w.Layout(width="auto", margin="2px 6px 2px 0"))
         self.toggle.on_click(lambda _: self.expand(self.details.layout.display == "none"))
-        self.title = w.HTML(layout=w.Layout(flex="1 1 150px", min_width="110px"))
-        self.badge = w.HTML(layout=w.Layout(width="80px"))
-        self.cpu = w.HTML(layout=w.Layout(width="130px", margin="2px 8px 2px 0"))
-        self.memory = w.HTML(layout=w.Layout(width="130px", margin="2px 0"))
+        self.title = w.HTML(layout=w.Layout(flex="1 1 150px", min_width="110px", height="28px"))
+        self.badge = w.HTML(layout=w.Layout(width="76px"))
+        self.cpu = w.HTML(layout=w.Layout(width="120px", margin="2px 6px 2px 0"))
+        self.memory = w.HTML(layout=w.Layout(width="120px", margin="2px 0"))
         self.about, self.spark = w.HTML(layout=w.Layout(flex="1 1 240px")), w.HTML()
         actions = [*BUTTONS, USE] if can_use else BUTTONS
         self.buttons = {action: _button(word, icon, tip) for action, icon, word, tip in actions}
@@ -63,7 +67,7 @@ class BoxRow(w.VBox):
         self.details = w.VBox([w.HBox([self.about, self.spark], layout=w.Layout(**WRAP)),
                                w.HBox(list(self.buttons.values()), layout=w.Layout(**WRAP)),
                                self.confirm],
-                              layout=w.Layout(margin="0 0 6px 36px", display="none"))
+                              layout=w.Layout(margin="0 0 6px 24px", display="none"))
         super().__init__([line, self.details], layout=w.Layout(
             border_bottom="1px solid rgba(127,127,127,.25)", padding="2px 0"))
         self.expand(expanded)
@@ -98,24 +102,27 @@ class BoxRow(w.VBox):
         self.box = box
         status = box["status"]
         name, image = html.escape(self.name), html.escape(box["image"])
+        # Out of the flow (the widget's content is positioned), so a long name never
+        # widens the line: cut in the middle first, then at the end if still too long.
         self.title.value = (
-            f'<div title="{name} ({image})" style="white-space:nowrap;overflow:hidden;'
-            f'text-overflow:ellipsis"><b>{html.escape(middle(self.name))}</b> '
-            f'<small style="opacity:.7">{image}</small></div>')
+            f'<div title="{name} ({image})" style="position:absolute;left:0;right:0;'
+            f'white-space:nowrap;overflow:hidden;text-overflow:ellipsis">'
+            f'<b>{html.escape(middle(self.name, NAME_CHARS))}</b></div>')
         self.badge.value = badge(status)
         error = box.get("error_message")
         self.about.value = (
-            f"<small>{image} · {box['cpu']} cpu (ceiling and weight) · "
+            f"<div style='line-height:1.5'><small>{image} · {box['cpu']} cpu (ceiling and weight) · "
             f"{box['memory_mb']} MiB reserved · {html.escape(self.isolation)}"
             + (f"<br><span style='color:#c62828'>{html.escape(error)}"
                f" ({html.escape(box.get('error_code') or '')})</span>" if error else "")
-            + "</small>")
+            + "</small></div>")
         self.buttons["start"].disabled = status != "stopped"
         self.buttons["stop"].disabled = status != "running"
         if "use" in self.buttons:
             self.buttons["use"].disabled = status != "running"
         if status != "running":
             self.sample = {}
+        if not self.sample:  # until the first sample of a running box
             self.cpu.value = meter("cpu", 0, f"{box['cpu']} cpu at most")
             self.memory.value = meter("memory", 0, f"{box['memory_mb']} MiB at most")
 
@@ -130,7 +137,8 @@ class BoxRow(w.VBox):
         self.cpu.value = meter(f"cpu {percent:.0f}%", percent / (cores * 100),
                                f"cpu {percent:.0f}% of {cores * 100}% ({cores} cpu)")
         self.memory.value = meter(mib(used), used / limit, f"memory {mib(used)} of {mib(limit)}")
-        self.spark.value = sparkline(list(self.cpu_history), cores * 100)
+        self.spark.value = ("<small style='opacity:.7'>cpu, last 5 min</small> "
+                            + sparkline(list(self.cpu_history), cores * 100))
 
     def close(self) -> None:
         line, (about, actions, confirm) = self.children[0], self.details.children

@@ -71,6 +71,26 @@ export function elapsed(
   return Number.isNaN(from) || Number.isNaN(to) ? null : Math.max(0, to - from);
 }
 
+/**
+ * A name as a head and a tail for a middle ellipsis: the head may shrink (cut with an
+ * ellipsis), the tail (up to `tail` characters, a third of a shorter name) stays, so
+ * `jupyter-<kernel id>` boxes, or `analysis-1` and `analysis-2`, still look different.
+ */
+export function splitName(name: string, tail = 8): [string, string] {
+  const keep = Math.min(tail, Math.floor(name.length / 3));
+  return keep < 2 ? [name, ''] : [name.slice(0, -keep), name.slice(-keep)];
+}
+
+/** The last part of a path: `work/a.ipynb` → `a.ipynb`. */
+export function baseName(path: string): string {
+  return path.split('/').filter(Boolean).pop() ?? path;
+}
+
+/** A notebook's name as a kernel box's label: without `.ipynb`. */
+export function notebookLabel(name: string): string {
+  return name.replace(/\.ipynb$/i, '');
+}
+
 /** How a box is shown: its name, else its id. */
 export function boxLabel(box: Pick<IBox, 'id' | 'name'>): string {
   return box.name || box.id;
@@ -158,4 +178,33 @@ export function parseVolumes(
     volumes.push({ host_path: parts[0], guest_path: parts[1], readonly });
   }
   return volumes;
+}
+
+/** What the status bar says of a kernel's box: its state, and why in the title. */
+export interface IBoxState {
+  state: string;
+  title: string;
+}
+
+/**
+ * The state of a kernel's box from what is known: the box as the server lists it, the
+ * server's word on a failed create or start, the kernel's own `BoxUnavailable` error,
+ * and whether the box was seen before (a box that was there and is not is `removed`).
+ */
+export function boxState(
+  box: IBox | undefined,
+  failure: string | undefined,
+  kernelError: string | undefined,
+  seen: boolean
+): IBoxState {
+  if (box) {
+    const why = box.status === 'running' ? '' : box.error_message || kernelError || '';
+    return { state: box.status, title: why };
+  }
+  if (failure || kernelError) {
+    return { state: 'failed', title: (failure || kernelError)! };
+  }
+  return seen
+    ? { state: 'removed', title: 'The box is no longer on the server' }
+    : { state: 'starting', title: 'The kernel is opening its box' };
 }

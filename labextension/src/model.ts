@@ -4,7 +4,7 @@ import { Session } from '@jupyterlab/services';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { BoxRunClient, BoxRunError, errorText, sleep } from './api';
-import { kernelIdPrefixOf } from './format';
+import { boxLabel, kernelIdPrefixOf } from './format';
 import { ISSEEvent } from './sse';
 import { IBox, IBoxRequest, IInfo, ILifecycleEvent, IMetrics } from './types';
 
@@ -75,6 +75,8 @@ export class BoxRunModel {
   busy = new Set<string>();
   /** The box to scroll to and highlight (set by `reveal`). */
   highlighted: string | null = null;
+  /** Why creating or starting a box failed, by its name (or id), until it runs. */
+  failures = new Map<string, string>();
 
   constructor(
     client: BoxRunClient,
@@ -287,7 +289,14 @@ export class BoxRunModel {
     }
     payload.type = payload.type ?? event.event;
     applyLifecycle(this.boxes, payload);
-    this.error = lifecycleProblem(payload) ?? this.error;
+    const key = payload.box ? boxLabel(payload.box) : '';
+    const problem = lifecycleProblem(payload);
+    if (problem && payload.box?.error_message) {
+      this.error = problem;
+      this.failures.set(key, payload.box.error_message);
+    } else if (payload.type === 'started') {
+      this.failures.delete(key);
+    }
     if (payload.box && payload.box.status !== 'running') {
       this.metrics.delete(payload.box.id);
     }

@@ -17,7 +17,15 @@ import React, { useEffect, useState } from 'react';
 
 import { CreateForm } from './createform';
 import { BoxDetails, IOutputTarget, OutputView } from './details';
-import { boxLabel, formatBytes, formatCpu, formatMemoryMb } from './format';
+import {
+  baseName,
+  boxLabel,
+  formatBytes,
+  formatCpu,
+  formatMemoryMb,
+  notebookLabel,
+  splitName
+} from './format';
 import { useNow } from './hooks';
 import { boxrunIcon } from './icons';
 import { BoxRunModel, IKernelUse } from './model';
@@ -146,10 +154,17 @@ function PanelView(props: {
             {info.isolation === 'vm' ? 'micro-VM' : info.isolation ?? '?'} isolation
           </span>
           {info.backend && info.backend !== info.isolation && <span> · {info.backend}</span>}
-          <span>
+          <span
+            title={
+              'Memory is reserved; cpu is committed (each box’s cpu is its ceiling and ' +
+              `weight), up to ${info.max_committed_cpu ?? info.max_cpu} on ${info.max_cpu} cores`
+            }
+          >
             {' '}
-            · CPU {info.used_cpu ?? '?'}/{info.max_cpu} · memory{' '}
-            {formatMemoryMb(info.used_memory_mb)}/{formatMemoryMb(info.max_memory_mb)}
+            · memory {formatMemoryMb(info.reserved_memory_mb ?? info.used_memory_mb)} of{' '}
+            {formatMemoryMb(info.max_memory_mb)} · CPU{' '}
+            {info.committed_cpu ?? info.used_cpu ?? '?'} of{' '}
+            {info.max_committed_cpu ?? info.max_cpu}
           </span>
         </div>
       )}
@@ -245,8 +260,33 @@ function BoxRow(props: {
           className="jp-BoxRun-toggle"
           onClick={props.onToggle}
         />
-        <span className="jp-BoxRun-name" title={box.id}>
-          {boxLabel(box)}
+        <div className="jp-BoxRun-name">
+          {props.kernels.length > 0 && (
+            <span className="jp-BoxRun-kernels">
+              {props.kernels.map(k => (
+                <a
+                  key={k.kernelId + k.path}
+                  className="jp-BoxRun-kernel"
+                  onClick={() => actions.openPath(k.path)}
+                >
+                  <MiddleName
+                    text={notebookLabel(k.name || baseName(k.path))}
+                    title={`Open ${k.path} (kernel ${k.kernelName} ${k.kernelId})`}
+                  />
+                </a>
+              ))}
+            </span>
+          )}
+          <MiddleName
+            text={boxLabel(box)}
+            className={props.kernels.length > 0 ? 'jp-BoxRun-boxName' : undefined}
+          />
+        </div>
+      </div>
+      <div className="jp-BoxRun-meta jp-BoxRun-stateLine">
+        <span className={`jp-BoxRun-badge jp-BoxRun-status-${box.status}`}>{box.status}</span>
+        <span className="jp-BoxRun-imageName" title={`image ${box.image}`}>
+          {box.image}
         </span>
         <div className="jp-BoxRun-actions">
           {stopped && (
@@ -285,13 +325,6 @@ function BoxRow(props: {
           />
         </div>
       </div>
-      <div className="jp-BoxRun-meta">
-        <span className={`jp-BoxRun-badge jp-BoxRun-status-${box.status}`}>{box.status}</span>
-        <span className="jp-BoxRun-imageName" title="image">
-          {box.image}
-        </span>
-        <span title="isolation">{isolationLabel(model)}</span>
-      </div>
       <div className="jp-BoxRun-meta jp-BoxRun-usage">
         <span title="CPU use (100% = one core) of the box's cores">
           CPU {running ? formatCpu(metrics?.cpu_percent) : '–'} of {box.cpu}
@@ -302,21 +335,6 @@ function BoxRow(props: {
         {box.network && <span>network</span>}
         {busy && <span className="jp-BoxRun-spinner" title="working…" />}
       </div>
-      {props.kernels.length > 0 && (
-        <div className="jp-BoxRun-kernels">
-          <span className="jp-BoxRun-kernelsLabel">kernel of</span>
-          {props.kernels.map(k => (
-            <a
-              key={k.kernelId + k.path}
-              className="jp-BoxRun-kernel"
-              title={`kernel ${k.kernelName} ${k.kernelId}`}
-              onClick={() => actions.openPath(k.path)}
-            >
-              {k.name || k.path}
-            </a>
-          ))}
-        </div>
-      )}
       {box.error_message && (
         <div className="jp-BoxRun-error">
           {box.error_message} ({box.error_code})
@@ -334,10 +352,23 @@ function BoxRow(props: {
   );
 }
 
-function isolationLabel(model: BoxRunModel): string {
-  const isolation = model.info?.isolation;
-  if (!isolation) {
-    return '';
-  }
-  return isolation === 'vm' ? 'micro-VM' : `${isolation} sandbox`;
+/**
+ * A name that, when it does not fit, is cut in the middle: its distinguishing end stays
+ * (see `splitName`); the whole name is its title unless `title` is given.
+ */
+export function MiddleName(props: {
+  text: string;
+  title?: string;
+  className?: string;
+}): JSX.Element {
+  const [head, tail] = splitName(props.text);
+  return (
+    <span
+      className={`jp-BoxRun-middle ${props.className ?? ''}`}
+      title={props.title ?? props.text}
+    >
+      <span className="jp-BoxRun-middleHead">{head}</span>
+      {tail && <span className="jp-BoxRun-middleTail">{tail}</span>}
+    </span>
+  );
 }

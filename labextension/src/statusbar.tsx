@@ -1,11 +1,12 @@
 /** The status-bar item: the box the active notebook's BoxRun kernel runs in, and its state. */
 
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { Kernel, KernelMessage } from '@jupyterlab/services';
 import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
 import { ISignal, Signal } from '@lumino/signaling';
 import React from 'react';
 
-import { kernelBoxNames } from './format';
+import { boxState, kernelBoxNames } from './format';
 import { boxrunIcon } from './icons';
 import { BoxRunModel } from './model';
 import { IBox } from './types';
@@ -68,13 +69,25 @@ export class BoxStatusItem extends ReactWidget {
         {() => {
           const name = this.boxName;
           const box = this.box;
+          if (box && box.status === 'running') {
+            this._kernelError = undefined;
+          }
+          if (box) {
+            this._seen = name;
+          }
+          const { state, title } = boxState(
+            box,
+            name ? this._model.failures.get(name) : undefined,
+            this._kernelError,
+            !!name && this._seen === name
+          );
           return (
-            <span className="jp-BoxRun-statusText" data-box-name={name ?? ''}>
+            <span className="jp-BoxRun-statusText" data-box-name={name ?? ''} title={title}>
               <boxrunIcon.react tag="span" className="jp-BoxRun-statusIcon" />
               <span>{name ?? ''}</span>
-              <span className={`jp-BoxRun-status-${box?.status ?? 'unknown'}`}>
+              <span className={`jp-BoxRun-status-${state}`} data-state={state}>
                 {' · '}
-                {box ? box.status : 'starting'}
+                {state}
               </span>
             </span>
           );
@@ -90,12 +103,39 @@ export class BoxStatusItem extends ReactWidget {
   }
 
   private _onCurrent(): void {
-    this._panel?.sessionContext.kernelChanged.disconnect(this._refresh, this);
-    this._panel?.sessionContext.sessionChanged.disconnect(this._refresh, this);
+    const context = this._panel?.sessionContext;
+    context?.kernelChanged.disconnect(this._refresh, this);
+    context?.sessionChanged.disconnect(this._refresh, this);
+    context?.iopubMessage.disconnect(this._onIOPub, this);
+    context?.statusChanged.disconnect(this._onStatus, this);
     this._panel = this._tracker.currentWidget;
-    this._panel?.sessionContext.kernelChanged.connect(this._refresh, this);
-    this._panel?.sessionContext.sessionChanged.connect(this._refresh, this);
+    const next = this._panel?.sessionContext;
+    next?.kernelChanged.connect(this._refresh, this);
+    next?.sessionChanged.connect(this._refresh, this);
+    next?.iopubMessage.connect(this._onIOPub, this);
+    next?.statusChanged.connect(this._onStatus, this);
+    this._kernelError = undefined;
     this._refresh();
+  }
+
+  /** The kernel saying its box is unavailable (it could not open it, or it died). */
+  private _onIOPub(_: unknown, msg: KernelMessage.IMessage): void {
+    if (
+      KernelMessage.isErrorMsg(msg as KernelMessage.IIOPubMessage) &&
+      (msg as KernelMessage.IErrorMsg).content.ename === 'BoxUnavailable'
+    ) {
+      this._kernelError = (msg as KernelMessage.IErrorMsg).content.evalue;
+      this._refresh();
+    }
+  }
+
+  /** A restarting kernel opens its box again: forget its last error and box. */
+  private _onStatus(_: unknown, status: Kernel.Status): void {
+    if (status === 'restarting' || status === 'autorestarting' || status === 'starting') {
+      this._kernelError = undefined;
+      this._seen = null;
+      this._refresh();
+    }
   }
 
   private _refresh(): void {
@@ -108,6 +148,8 @@ export class BoxStatusItem extends ReactWidget {
   }
 
   private _panel: NotebookPanel | null = null;
+  private _kernelError: string | undefined = undefined;
+  private _seen: string | null = null;
   private _wasRelevant = false;
   private _activeChanged = new Signal<this, void>(this);
 }

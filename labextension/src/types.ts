@@ -64,6 +64,10 @@ export interface IInfo {
   max_memory_mb: number;
   used_cpu?: number;
   used_memory_mb?: number;
+  reserved_memory_mb?: number;
+  committed_cpu?: number;
+  max_committed_cpu?: number;
+  cpu_overcommit?: number;
   backend?: string;
   isolation?: string;
   limitations?: string[] | string;

@@ -171,7 +171,7 @@ test('the status bar names the box of a notebook on the BoxRun kernel', async ({
   await item.click();
   const box = row(page, name);
   await expect(box).toHaveClass(/jp-mod-highlighted/);
-  await expect(box.locator('.jp-BoxRun-kernel')).toHaveText('in-a-box.ipynb');
+  await expect(box.locator('.jp-BoxRun-kernel')).toHaveText('in-a-box');
   // The kernel's interpreter session shows among the box's sessions.
   await expect(box.locator('.jp-BoxRun-details .jp-BoxRun-item')).toContainText(/session/);
   await shot(page, 'panel-kernel-box.png');

@@ -89,9 +89,9 @@ function monitorTest(kernel: string, setup: string[]) {
 
     const created = await api('POST', '/boxes', { image: IMAGE, name, cpu: 1, memory_mb: 256 });
     expect(created.status, JSON.stringify(created.json)).toBe(201);
-    // The row's first line: its title (name, image) and then its status badge.
+    // The row's line: its name (and image, on hover) and then its status badge.
     const line = monitor.locator('.widget-hbox', {
-      has: page.locator('.widget-html', { hasText: new RegExp(`^\\s*${name}\\s*${IMAGE}`) })
+      has: page.locator(`.widget-html [title="${name} (${IMAGE})"]`)
     });
     const status = line.locator(':scope > .widget-html').nth(1);
     await expect(status).toHaveText('running', { timeout: 90_000 });

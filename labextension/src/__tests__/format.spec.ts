@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 
 import {
+  baseName,
   boxLabel,
+  boxState,
   elapsed,
   execSummary,
   exitText,
@@ -14,9 +16,10 @@ import {
   kernelIdPrefixOf,
   nameProblem,
   parseVolumes,
-  sessionSummary
+  sessionSummary,
+  splitName
 } from '../format';
-import { IExec, ISession } from '../types';
+import { IBox, IExec, ISession } from '../types';
 
 describe('sizes and rates', () => {
   it('formats bytes', () => {
@@ -123,5 +126,44 @@ describe('parseVolumes', () => {
   it('says what is wrong with a bad line', () => {
     expect(() => parseVolumes('data:/mnt')).toThrow(/absolute paths/);
     expect(() => parseVolumes('/a')).toThrow(/host_path:guest_path/);
+  });
+});
+
+describe('names', () => {
+  it('keeps the distinguishing end of a long name apart', () => {
+    const name = 'jupyter-4f1c2a3b-9d8e-4c7b-a6f5-0e1d2c3b4a59';
+    const [head, tail] = splitName(name);
+    expect(head + tail).toBe(name);
+    expect(tail).toBe('2c3b4a59');
+    expect(splitName('analysis-2')).toEqual(['analysi', 's-2']);
+    expect(splitName('abcde')).toEqual(['abcde', '']);
+  });
+  it('takes a path’s last part', () => {
+    expect(baseName('work/deep/a.ipynb')).toBe('a.ipynb');
+    expect(baseName('b.ipynb')).toBe('b.ipynb');
+  });
+});
+
+describe('a kernel box’s state in the status bar', () => {
+  const box = { id: 'box_1', name: 'jupyter-1', status: 'running' } as IBox;
+  it('is the server’s state of the box when it is listed', () => {
+    expect(boxState(box, undefined, 'old error', true)).toEqual({ state: 'running', title: '' });
+    const stopped = { ...box, status: 'stopped', error_message: 'killed' };
+    expect(boxState(stopped, undefined, undefined, true)).toEqual({
+      state: 'stopped',
+      title: 'killed'
+    });
+  });
+  it('is failed with the reason when the create failed or was refused', () => {
+    expect(boxState(undefined, 'boot failed', undefined, false)).toEqual({
+      state: 'failed',
+      title: 'boot failed'
+    });
+    const refused = 'could not open a box: not enough free memory';
+    expect(boxState(undefined, undefined, refused, false).state).toBe('failed');
+  });
+  it('is starting before the box is listed, removed after', () => {
+    expect(boxState(undefined, undefined, undefined, false).state).toBe('starting');
+    expect(boxState(undefined, undefined, undefined, true).state).toBe('removed');
   });
 });
