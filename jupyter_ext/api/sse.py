@@ -21,8 +21,15 @@ class EventStreamHandler(BoxRunHandler):
 
     async def stream(self, events: AsyncIterator[Any]) -> None:
         """Send ``events`` (``seq``, ``event``, ``to_json()``; ``None`` is a keep-alive)
-        until they end or the client goes; an error before the first is a JSON reply."""
-        first = await anext(events)
+        until they end or the client goes; an error before the first is a JSON reply.
+        With nothing to send (a finished stream resumed at its end) the reply is
+        ``204 No Content``, which stops a browser's ``EventSource`` from reconnecting."""
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            self.set_status(204)
+            self.finish()
+            return
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")

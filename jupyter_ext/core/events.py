@@ -96,20 +96,28 @@ async def replay(
     after: int,
     keepalive: float,
     last: Callable[[E], bool],
+    ended: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[E | None]:
     """Every event of ``key`` with ``seq > after``: ``stored(after)`` pages from the store,
     then ``pending()`` (published, not stored yet), then live from ``bus``; each once and
     in order, ending with the event ``last`` accepts. ``None`` stands for a keep-alive.
-    A lagging subscriber re-reads the store and subscribes again."""
+    A lagging subscriber re-reads the store and subscribes again.
+
+    ``ended()`` says whether the stream's last event is stored already (a finished exec
+    or session): then the stream ends with the store, at once when ``after`` is at or
+    past that event, instead of waiting for live events that never come."""
     while True:
         with bus.subscribe(key) as sub:
             unstored = list(pending())  # before reading the store: a flush moves them there
+            finished = ended is not None and await ended()  # before reading the store too
             while batch := await stored(after):
                 for event in batch:
                     yield event
                     after = event.seq
                     if last(event):
                         return
+            if finished:
+                return
             for event in unstored:
                 if event.seq > after:
                     yield event
