@@ -18,8 +18,10 @@ from .backends.base import Backend
 from .backends.select import CHOICES, probe_later, select_backend
 from .core.errors import BoxRunError
 from .core.manager import BoxManager
+from .core.quota import DEFAULT_MAX_OUTPUT
 from .core.resources import Ledger
 from .images.store import ImageStore
+from .sessions.link import DEFAULT_MAX_MESSAGE
 from .sessions.manager import SessionManager
 from .store.db import Store
 from .store.sessions import SessionStore
@@ -88,6 +90,13 @@ class BoxRunServer(LoggingConfigurable):
                         "Default: $BOXRUN_MAX_MEMORY_MB or the host's memory.").tag(config=True)
     sse_keepalive = Float(15.0, help="Seconds between keep-alive comments on an idle SSE "
                           "stream. Default: $BOXRUN_SSE_KEEPALIVE or 15.").tag(config=True)
+    max_output_bytes = Int(min=1, help="Output stored per exec and per session; past it the stored "
+                           "stream says `truncated` and keeps nothing more (live subscribers "
+                           "still see it). Default: $BOXRUN_MAX_OUTPUT_BYTES or 64 MiB."
+                           ).tag(config=True)
+    max_message_bytes = Int(min=1, help="Longest message relayed from a session's interpreter; a "
+                            "longer one is dropped and an error output says so. Default: "
+                            "$BOXRUN_MAX_MESSAGE_BYTES or 8 MiB.").tag(config=True)
     backend = Enum(CHOICES, help="The sandbox backend: 'boxlite' (micro-VMs), 'namespace' "
                    "(bubblewrap sandbox) or 'auto' (micro-VMs where they are known to boot, "
                    "else the namespace sandbox). Default: $BOXRUN_BACKEND or auto."
@@ -123,6 +132,14 @@ class BoxRunServer(LoggingConfigurable):
     @default("sse_keepalive")
     def _sse_keepalive(self) -> float:
         return float(os.environ.get("BOXRUN_SSE_KEEPALIVE", "15"))
+
+    @default("max_output_bytes")
+    def _max_output_bytes(self) -> int:
+        return _env_ceiling(self.log, "BOXRUN_MAX_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT)
+
+    @default("max_message_bytes")
+    def _max_message_bytes(self) -> int:
+        return _env_ceiling(self.log, "BOXRUN_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE)
 
     @default("max_cpu")
     def _max_cpu(self) -> int:
@@ -165,10 +182,12 @@ class BoxRunServer(LoggingConfigurable):
                            selection.reason)
             backend: Backend = selection.backend_class(state_dir=state, images=images)
             ledger = Ledger(self.max_cpu, self.max_memory_mb)
-            self.manager = BoxManager(self._store, backend, images, ledger, self.sse_keepalive)
+            self.manager = BoxManager(self._store, backend, images, ledger, self.sse_keepalive,
+                                      self.max_output_bytes)
             self.manager.backend_reason = selection.reason
             await self.manager.open()
-            self.sessions = SessionManager(self.manager, SessionStore(self._store))
+            self.sessions = SessionManager(self.manager, SessionStore(self._store),
+                                           self.max_message_bytes)
             await self.sessions.open()
             if socket_app is not None and self.socket_path:
                 sock = bind_unix_socket(self.socket_path, mode=0o600)

@@ -17,6 +17,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 BOX_STATUSES = ("creating", "running", "stopped")
 EXEC_STATUSES = ("running", "succeeded", "failed", "canceled")
+#: What happens to an exec whose output passes the server's limit (the first is the default).
+OUTPUT_LIMIT_ACTIONS = ("truncate", "stop")
 
 
 def new_id(prefix: str) -> str:
@@ -132,6 +134,14 @@ def seconds(body: dict[str, Any], key: str, default: float) -> float:
     return value
 
 
+def choice(body: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    """``body[key]``, one of ``allowed``; the first of them when absent."""
+    value = _typed(body, key, str, allowed[0])
+    if value not in allowed:
+        raise validation(f"'{key}' must be one of {', '.join(allowed)}")
+    return value
+
+
 def absolute_path(body: dict[str, Any], key: str, default: str | None) -> str | None:
     """``body[key]`` as an absolute path, or ``default`` when absent."""
     value = _typed(body, key, str, default)
@@ -211,6 +221,8 @@ class ExecRequest:
     env: dict[str, str] | None
     workdir: str | None
     timeout_ms: int | None
+    #: ``stop``: kill the command once its output passes the server's limit.
+    on_output_limit: str = "truncate"
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> ExecRequest:
@@ -223,4 +235,5 @@ class ExecRequest:
             env=string_map(body, "env"),
             workdir=absolute_path(body, "workdir", None),
             timeout_ms=positive_int(body, "timeout_ms", None),
+            on_output_limit=choice(body, "on_output_limit", OUTPUT_LIMIT_ACTIONS),
         )
