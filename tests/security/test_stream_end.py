@@ -4,10 +4,13 @@ open with keep-alives."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 import httpx
 import pytest
+from websockets.asyncio.client import unix_connect
 
 from ..servers import ServerProcess
 from .conftest import Session, exec_events, make_box, run_exec, sse
@@ -53,7 +56,16 @@ def test_a_finished_exec_resumed_at_its_exit_ends_at_once(served: httpx.Client) 
         served.delete(f"/v1/boxes/{box}", params={"force": "true"})
 
 
-def test_a_dead_session_resumed_at_its_end_ends_at_once(served: httpx.Client) -> None:
+async def _channel(server: ServerProcess, path: str, after: int) -> tuple[list[dict], float]:
+    """The frames of a session's channel from ``?after=``, until the server closes it."""
+    started = time.monotonic()
+    async with unix_connect(server.socket, f"ws://boxrun{path}/channel?after={after}") as ws:
+        frames = [json.loads(frame) async for frame in ws]
+    return frames, time.monotonic() - started
+
+
+def test_a_dead_session_resumed_at_its_end_ends_at_once(server: ServerProcess,
+                                                        served: httpx.Client) -> None:
     box = make_box(served)
     try:
         session = Session(served, box, "shell")
@@ -73,6 +85,9 @@ def test_a_dead_session_resumed_at_its_end_ends_at_once(served: httpx.Client) ->
             assert (status, got) == (204, []) and took < 1, (after, status, took)
         status, got, _ = resume(served, path, last - 1)
         assert status == 200 and [data["msg_type"] for _, data in got] == ["dead"]
+        # the WebSocket channel closes at once too
+        frames, took = asyncio.run(asyncio.wait_for(_channel(server, session.path, last), 5))
+        assert frames == [] and took < 1, took
     finally:
         served.delete(f"/v1/boxes/{box}", params={"force": "true"})
 
