@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import string
@@ -100,6 +101,10 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         """The SSE ``data`` payload."""
         return {"stream": self.stream, "data": self.data, "seq": self.seq}
+
+    def json_text(self) -> str:
+        """The SSE ``data`` payload as JSON text."""
+        return json.dumps(self.to_json())
 
 
 # --- request validation -------------------------------------------------------------
