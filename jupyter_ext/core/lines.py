@@ -15,15 +15,15 @@ class Overlong:
 
 
 class LineSplitter:
-    """Splits chunks into lines (without their ``\\n``). Each byte is looked at once and a
-    line is joined once, so a huge line costs linear time; a line over ``limit`` bytes is
-    not kept but comes out as an :class:`Overlong` with its first ``head`` bytes."""
+    """Splits chunks into lines (without their ``\\n``). Each byte is looked at once and
+    appended to a buffer at most once, so a huge line costs linear time and its bytes;
+    a line over ``limit`` bytes is not kept but comes out as an :class:`Overlong` with
+    its first ``head`` bytes."""
 
     def __init__(self, limit: int, head: int = 4096) -> None:
         self.limit = limit
         self.head = head
-        self._parts: list[bytes] = []
-        self._size = 0
+        self._buf = bytearray()
         self._over: Overlong | None = None
 
     def feed(self, chunk: bytes) -> Iterator[bytes | Overlong]:
@@ -37,25 +37,19 @@ class LineSplitter:
 
     def end(self) -> Iterator[bytes | Overlong]:
         """The last line, when the stream ended without a newline."""
-        if self._size or self._over is not None:
+        if self._buf or self._over is not None:
             yield self._take()
 
     def _add(self, piece: bytes) -> None:
         if self._over is not None:
             self._over.size += len(piece)
             return
-        self._parts.append(piece)
-        self._size += len(piece)
-        if self._size > self.limit:
-            head = bytearray()
-            for part in self._parts:
-                if len(head) >= self.head:
-                    break
-                head += part[: self.head - len(head)]
-            self._over = Overlong(bytes(head), self._size)
-            self._parts = []
+        self._buf += piece
+        if len(self._buf) > self.limit:
+            self._over = Overlong(bytes(self._buf[: self.head]), len(self._buf))
+            self._buf = bytearray()
 
     def _take(self) -> bytes | Overlong:
-        line: bytes | Overlong = self._over or b"".join(self._parts)
-        self._parts, self._size, self._over = [], 0, None
+        line: bytes | Overlong = self._over or bytes(self._buf)
+        self._buf, self._over = bytearray(), None
         return line
