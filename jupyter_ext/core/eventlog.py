@@ -49,9 +49,10 @@ class EventLog(Generic[E]):
         self.seq += 1
         return event
 
-    def publish(self, event: E) -> None:
-        """Hand a numbered event to live subscribers only; it is never stored."""
-        self.bus.publish(self.key, event)
+    def publish(self, event: E, size: int = 0) -> None:
+        """Hand a numbered event (``size`` bytes of data) to live subscribers only; it is
+        never stored."""
+        self.bus.publish(self.key, event, size)
 
     async def append(self, make: Callable[[int], E], size: int = 0) -> E:
         """Number, publish and queue the event ``make(seq)`` (``size`` bytes of data)."""
@@ -61,7 +62,7 @@ class EventLog(Generic[E]):
         """Publish and queue a numbered event (``size`` bytes of data)."""
         self.pending.append(event)
         self._sizes.append(size)
-        self.bus.publish(self.key, event)
+        self.bus.publish(self.key, event, size)
         if len(self.pending) >= FLUSH_EVENTS or sum(self._sizes) >= FLUSH_BYTES:
             await self.flush()
         elif self._timer is None:

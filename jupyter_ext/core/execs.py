@@ -103,7 +103,8 @@ class ExecRun:
         if not text:
             return
         if self.quota.exceeded:
-            self.log.publish(self.log.number(lambda seq: Event(seq, "log", stream, text)))
+            self.log.publish(self.log.number(lambda seq: Event(seq, "log", stream, text)),
+                             len(text))
             return
         size = utf8_size(text)
         allowed = self.quota.take(size)
@@ -118,7 +119,7 @@ class ExecRun:
             self.stop("failed", f"its output passed the limit of {self.quota.limit} bytes "
                                 "and it was stopped")
         rest = text[len(head):]
-        self.log.publish(self.log.number(lambda seq: Event(seq, "log", stream, rest)))
+        self.log.publish(self.log.number(lambda seq: Event(seq, "log", stream, rest)), len(rest))
 
     async def _finish(self, exit_code: int | None) -> None:
         status, reason = self._stop_reason or (

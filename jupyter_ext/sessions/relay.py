@@ -135,7 +135,7 @@ class SessionRun:
         if self.quota.admit(size) or (_control(record) and self._control.admit(size)):
             await self.log.add(event, size)
             return
-        self.log.publish(event)
+        self.log.publish(event, size)
         if not self._truncated:
             self._truncated = True
             await self._emit(truncated(record.get("parent_msg_id"), self.quota))

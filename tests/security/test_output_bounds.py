@@ -200,3 +200,23 @@ def test_a_64_mb_display_costs_linear_time_and_the_server_keeps_answering(
     # (the server's own time for each stays under 10 ms in its log).
     assert p95 < 0.05 and times[-1] < 0.1, times[-5:]
     assert rss_growth < 40, f"the server's peak RSS grew by {rss_growth:.0f} MB"
+
+
+def test_a_subscriber_that_does_not_read_holds_no_output_in_the_server(
+        capped: ServerProcess, http: httpx.Client) -> None:
+    """Big messages published while an SSE client reads nothing: its queue lags at 64 MiB
+    instead of holding them all (and the store holds the cap)."""
+    assert capped.proc is not None
+    pid = capped.proc.pid
+    box = make_box(http, "python", memory_mb=2048)
+    session = Session(http, box, "ipykernel")
+    rss_before = _peak_rss_mb(pid)
+    with capped.http() as idle, idle.stream("GET", session.path + "/events",
+                                            headers={"Last-Event-ID": "-1"}) as stalled:
+        assert stalled.status_code == 200
+        events = session.execute("for i in range(40): display({'text/plain': 'x' * 7_000_000},"
+                                 " raw=True)")
+    assert [e["content"]["status"] for e in events if e["msg_type"] == "execute_reply"] == ["ok"]
+    rss_growth = _peak_rss_mb(pid) - rss_before
+    print(f"peak RSS growth with a stalled subscriber: {rss_growth:.0f} MB")
+    assert rss_growth < 220, f"the server's peak RSS grew by {rss_growth:.0f} MB (of 280)"
