@@ -18,9 +18,11 @@ from .backends.base import Backend
 from .backends.select import CHOICES, probe_later, select_backend
 from .core.errors import BoxRunError
 from .core.manager import BoxManager
+from .core.quota import DEFAULT_MAX_OUTPUT
 from .core.resources import Ledger, free_disk_gb
 from .core.volumes import VolumePolicy, default_roots
 from .images.store import ImageStore
+from .sessions.link import DEFAULT_MAX_MESSAGE
 from .sessions.manager import SessionManager
 from .store.db import Store
 from .store.sessions import SessionStore
@@ -104,6 +106,13 @@ class BoxRunServer(LoggingConfigurable):
                                "part of the default volume_roots).")
     sse_keepalive = Float(15.0, help="Seconds between keep-alive comments on an idle SSE "
                           "stream. Default: $BOXRUN_SSE_KEEPALIVE or 15.").tag(config=True)
+    max_output_bytes = Int(min=1, help="Output stored per exec and per session; past it the stored "
+                           "stream says `truncated` and keeps nothing more (live subscribers "
+                           "still see it). Default: $BOXRUN_MAX_OUTPUT_BYTES or 64 MiB."
+                           ).tag(config=True)
+    max_message_bytes = Int(min=1, help="Longest message relayed from a session's interpreter; a "
+                            "longer one is dropped and an error output says so. Default: "
+                            "$BOXRUN_MAX_MESSAGE_BYTES or 8 MiB.").tag(config=True)
     backend = Enum(CHOICES, help="The sandbox backend: 'boxlite' (micro-VMs), 'namespace' "
                    "(bubblewrap sandbox) or 'auto' (micro-VMs where they are known to boot, "
                    "else the namespace sandbox). Default: $BOXRUN_BACKEND or auto."
@@ -147,6 +156,14 @@ class BoxRunServer(LoggingConfigurable):
     @default("volume_roots")
     def _volume_roots(self) -> list[str]:
         return default_roots(self.jupyter_root_dir)
+
+    @default("max_output_bytes")
+    def _max_output_bytes(self) -> int:
+        return _env_ceiling(self.log, "BOXRUN_MAX_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT)
+
+    @default("max_message_bytes")
+    def _max_message_bytes(self) -> int:
+        return _env_ceiling(self.log, "BOXRUN_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE)
 
     @default("max_cpu")
     def _max_cpu(self) -> int:
@@ -192,10 +209,11 @@ class BoxRunServer(LoggingConfigurable):
                             self.max_disk_gb)
             volumes = VolumePolicy.make(self.volume_roots, state, self.images_dir)
             self.manager = BoxManager(self._store, backend, images, ledger, volumes,
-                                      self.sse_keepalive)
+                                      self.sse_keepalive, self.max_output_bytes)
             self.manager.backend_reason = selection.reason
             await self.manager.open()
-            self.sessions = SessionManager(self.manager, SessionStore(self._store))
+            self.sessions = SessionManager(self.manager, SessionStore(self._store),
+                                           self.max_message_bytes)
             await self.sessions.open()
             if socket_app is not None and self.socket_path:
                 sock = bind_unix_socket(self.socket_path, mode=0o600)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,9 +19,16 @@ class EventStreamHandler(BoxRunHandler):
         return int(last) if last.strip().lstrip("-").isdigit() else -1
 
     async def stream(self, events: AsyncIterator[Any]) -> None:
-        """Send ``events`` (``seq``, ``event``, ``to_json()``; ``None`` is a keep-alive)
-        until they end or the client goes; an error before the first is a JSON reply."""
-        first = await anext(events)
+        """Send ``events`` (``seq``, ``event``, ``json_text()``; ``None`` is a keep-alive)
+        until they end or the client goes; an error before the first is a JSON reply.
+        With nothing to send (a finished stream resumed at its end) the reply is
+        ``204 No Content``, which stops a browser's ``EventSource`` from reconnecting."""
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            self.set_status(204)
+            self.finish()
+            return
         self.set_header("Content-Type", "text/event-stream")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
@@ -40,6 +46,5 @@ class EventStreamHandler(BoxRunHandler):
         if event is None:
             self.write(": keep-alive\n\n")
         else:
-            payload = json.dumps(event.to_json())
-            self.write(f"id: {event.seq}\nevent: {event.event}\ndata: {payload}\n\n")
+            self.write(f"id: {event.seq}\nevent: {event.event}\ndata: {event.json_text()}\n\n")
         await self.flush()

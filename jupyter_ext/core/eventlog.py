@@ -28,7 +28,8 @@ class EventLog(Generic[E]):
 
     Each event gets the next ``seq``, goes to live subscribers at once and into
     ``pending`` until a batch stores it in one transaction, so a replay (store, then
-    ``pending``, then live) misses nothing and repeats nothing.
+    ``pending``, then live) misses nothing and repeats nothing. An event
+    given to :meth:`publish` (output past the quota) reaches live subscribers only.
     """
 
     def __init__(self, key: str, bus: EventBus,
@@ -42,13 +43,26 @@ class EventLog(Generic[E]):
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
 
-    async def append(self, make: Callable[[int], E], size: int = 0) -> E:
-        """Number, publish and queue the event ``make(seq)`` (``size`` bytes of data)."""
+    def number(self, make: Callable[[int], E]) -> E:
+        """The event ``make(seq)`` with the next ``seq``."""
         event = make(self.seq)
         self.seq += 1
+        return event
+
+    def publish(self, event: E, size: int = 0) -> None:
+        """Hand a numbered event (``size`` bytes of data) to live subscribers only; it is
+        never stored."""
+        self.bus.publish(self.key, event, size)
+
+    async def append(self, make: Callable[[int], E], size: int = 0) -> E:
+        """Number, publish and queue the event ``make(seq)`` (``size`` bytes of data)."""
+        return await self.add(self.number(make), size)
+
+    async def add(self, event: E, size: int = 0) -> E:
+        """Publish and queue a numbered event (``size`` bytes of data)."""
         self.pending.append(event)
         self._sizes.append(size)
-        self.bus.publish(self.key, event)
+        self.bus.publish(self.key, event, size)
         if len(self.pending) >= FLUSH_EVENTS or sum(self._sizes) >= FLUSH_BYTES:
             await self.flush()
         elif self._timer is None:

@@ -14,6 +14,7 @@ from ..store.db import Store
 from .eventlog import EventLog
 from .events import EventBus
 from .models import Event, Exec, now
+from .quota import OutputQuota, utf8_head, utf8_size
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,19 @@ DRAIN_GAP = 0.2
 class ExecRun:
     """Drives one exec from start to its final row and ``exit`` event.
 
-    Its events are numbered, published and stored by an :class:`EventLog`.
+    Its events are numbered, published and stored by an :class:`EventLog`. Output past
+    ``quota`` is published live but not stored, after one stored ``truncated`` event;
+    with ``stop_at_limit`` the command is killed there instead of running on.
     """
 
-    def __init__(self, store: Store, bus: EventBus, ex: Exec, process: Process) -> None:
+    def __init__(self, store: Store, bus: EventBus, ex: Exec, process: Process,
+                 quota: OutputQuota, stop_at_limit: bool = False) -> None:
         self.store = store
         self.bus = bus
         self.exec = ex
         self.process = process
+        self.quota = quota
+        self.stop_at_limit = stop_at_limit
         self.log: EventLog[Event] = EventLog(ex.id, bus, store.add_events)
         self._stop_reason: tuple[str, str] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -94,8 +100,26 @@ class ExecRun:
                 await chunks.aclose()  # type: ignore[attr-defined]
 
     async def _emit(self, stream: str, text: str) -> None:
-        if text:
-            await self.log.append(lambda seq: Event(seq, "log", stream, text), len(text))
+        if not text:
+            return
+        if self.quota.exceeded:
+            self.log.publish(self.log.number(lambda seq: Event(seq, "log", stream, text)),
+                             len(text))
+            return
+        size = utf8_size(text)
+        allowed = self.quota.take(size)
+        head = text if allowed == size else utf8_head(text, allowed)
+        if head:
+            await self.log.append(lambda seq: Event(seq, "log", stream, head), allowed)
+        if allowed == size:
+            return
+        notice = json.dumps(self.quota.notice())
+        await self.log.append(lambda seq: Event(seq, "truncated", None, notice))
+        if self.stop_at_limit:
+            self.stop("failed", f"its output passed the limit of {self.quota.limit} bytes "
+                                "and it was stopped")
+        rest = text[len(head):]
+        self.log.publish(self.log.number(lambda seq: Event(seq, "log", stream, rest)), len(rest))
 
     async def _finish(self, exit_code: int | None) -> None:
         status, reason = self._stop_reason or (

@@ -20,6 +20,7 @@ from .execs import ExecRun, finalize
 from .lifecycle import Lifecycle
 from .metrics import MetricsSampler
 from .models import Box, BoxRequest, Event, Exec, ExecRequest, new_id, now, parse_time
+from .quota import DEFAULT_MAX_OUTPUT, OutputQuota
 from .resources import Ledger
 from .volumes import VolumePolicy
 
@@ -42,6 +43,7 @@ class BoxManager:
     def __init__(
         self, store: Store, backend: Backend, images: ImageStore, ledger: Ledger,
         volumes: VolumePolicy, keepalive: float = 15.0,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -50,6 +52,8 @@ class BoxManager:
         ledger.holders = lambda: (b for b in self.boxes.values() if b.status in _ACTIVE)
         self.volumes = volumes
         self.keepalive = keepalive
+        #: Output bytes stored per exec (and per session); past it, live only.
+        self.max_output_bytes = max_output_bytes
         #: Why this backend runs, in words (``/v1/info``); set by whoever chose it.
         self.backend_reason = ""
         self.bus = EventBus()
@@ -286,7 +290,8 @@ class BoxManager:
             env=req.env, workdir=req.workdir, timeout_ms=req.timeout_ms,
         )
         await self.store.put_exec(ex)
-        run = ExecRun(self.store, self.bus, ex, process)
+        run = ExecRun(self.store, self.bus, ex, process, OutputQuota(self.max_output_bytes),
+                      stop_at_limit=req.on_output_limit == "stop")
         self.runs[ex.id] = run
         run.start()
         assert run.task is not None
@@ -323,15 +328,20 @@ class BoxManager:
         self, id_or_name: str, exec_id: str, after: int = -1
     ) -> AsyncIterator[Event | None]:
         """Every event of an exec with ``seq > after``, stored then live, each once and in
-        order, ending with ``exit``; ``None`` stands for a keep-alive."""
+        order, ending with ``exit`` (at once when the exec is finished and ``after`` is at
+        or past it); ``None`` stands for a keep-alive."""
         await self.get_exec(id_or_name, exec_id)
 
         def pending() -> list[Event]:
             run = self.runs.get(exec_id)
             return run.log.pending if run else []
 
+        async def ended() -> bool:  # its run is gone once its exit event is stored
+            return exec_id not in self.runs and (
+                await self.get_exec(id_or_name, exec_id)).status != "running"
+
         stream = replay(self.bus, exec_id, lambda seq: self.store.events(exec_id, seq), pending,
-                        after, self.keepalive, lambda event: event.event == "exit")
+                        after, self.keepalive, lambda event: event.event == "exit", ended)
         async with aclosing(stream):
             async for event in stream:
                 yield event

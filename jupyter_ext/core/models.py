@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import string
@@ -17,6 +18,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 BOX_STATUSES = ("creating", "running", "stopped")
 EXEC_STATUSES = ("running", "succeeded", "failed", "canceled")
+#: What happens to an exec whose output passes the server's limit (the first is the default).
+OUTPUT_LIMIT_ACTIONS = ("truncate", "stop")
 
 
 def new_id(prefix: str) -> str:
@@ -99,6 +102,10 @@ class Event:
         """The SSE ``data`` payload."""
         return {"stream": self.stream, "data": self.data, "seq": self.seq}
 
+    def json_text(self) -> str:
+        """The SSE ``data`` payload as JSON text."""
+        return json.dumps(self.to_json())
+
 
 # --- request validation -------------------------------------------------------------
 
@@ -129,6 +136,14 @@ def seconds(body: dict[str, Any], key: str, default: float) -> float:
     value = body.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise validation(f"'{key}' must be a number of seconds, 0 or more")
+    return value
+
+
+def choice(body: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    """``body[key]``, one of ``allowed``; the first of them when absent."""
+    value = _typed(body, key, str, allowed[0])
+    if value not in allowed:
+        raise validation(f"'{key}' must be one of {', '.join(allowed)}")
     return value
 
 
@@ -211,6 +226,8 @@ class ExecRequest:
     env: dict[str, str] | None
     workdir: str | None
     timeout_ms: int | None
+    #: ``stop``: kill the command once its output passes the server's limit.
+    on_output_limit: str = "truncate"
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> ExecRequest:
@@ -223,4 +240,5 @@ class ExecRequest:
             env=string_map(body, "env"),
             workdir=absolute_path(body, "workdir", None),
             timeout_ms=positive_int(body, "timeout_ms", None),
+            on_output_limit=choice(body, "on_output_limit", OUTPUT_LIMIT_ACTIONS),
         )

@@ -12,8 +12,9 @@ from ..core.errors import BoxRunError
 from ..core.events import replay
 from ..core.manager import BoxManager
 from ..core.models import Box, new_id
+from ..core.quota import OutputQuota
 from ..store.sessions import SessionStore
-from .link import AgentLink, Link
+from .link import DEFAULT_MAX_MESSAGE, AgentLink, Link
 from .models import Session, SessionEvent
 from .relay import SessionRun, finish
 from .shell import ShellLink
@@ -31,9 +32,12 @@ PROBED = {0: "ipykernel", 4: "python", 3: "shell"}
 class SessionManager:
     """Owns the sessions of one server; the session handlers' only entry point."""
 
-    def __init__(self, boxes: BoxManager, store: SessionStore) -> None:
+    def __init__(self, boxes: BoxManager, store: SessionStore,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE) -> None:
         self.boxes = boxes
         self.store = store
+        #: The longest message from an interpreter relayed; longer ones are dropped.
+        self.max_message_bytes = max_message_bytes
         self.runs: dict[str, SessionRun] = {}
         boxes.stop_hooks.append(self._box_stopping)
 
@@ -71,7 +75,8 @@ class SessionManager:
             await finish(self.store, self.boxes.bus, session, 0, f"it did not start: {exc}")
             raise
         run = SessionRun(self.store, self.boxes.bus, session, link,
-                         lambda: self.boxes.backend.metrics(box.boxlite_id or ""))
+                         lambda: self.boxes.backend.metrics(box.boxlite_id or ""),
+                         OutputQuota(self.boxes.max_output_bytes))
         self.runs[session.id] = run
         run.task.add_done_callback(lambda _: self.runs.pop(session.id, None))
         await run.wait_ready()
@@ -90,7 +95,8 @@ class SessionManager:
             source = resources.files(__package__).joinpath(name).read_bytes()
             await self.boxes.upload(box.id, f"{AGENT_DIR}/{name}", _once(source))
         cmd = ["python3", "-u", f"{AGENT_DIR}/agent.py", session.kind]
-        return AgentLink(await self.boxes.spawn(box.id, cmd, env, session.cwd), session.id)
+        return AgentLink(await self.boxes.spawn(box.id, cmd, env, session.cwd), session.id,
+                         self.max_message_bytes)
 
     async def list(self, box_ref: str) -> list[Session]:
         """The sessions of a box, newest first."""
@@ -150,16 +156,22 @@ class SessionManager:
     async def events(self, box_ref: str, session_id: str, after: int = -1
                      ) -> AsyncIterator[SessionEvent | None]:
         """Every event of a session with ``seq > after``, stored then live, ending with
-        ``dead``; ``None`` stands for a keep-alive (like exec events)."""
+        ``dead`` (at once when the session is dead and ``after`` is at or past it);
+        ``None`` stands for a keep-alive (like exec events)."""
         await self.get(box_ref, session_id)
 
         def pending() -> list[SessionEvent]:
             run = self.runs.get(session_id)
             return run.log.pending if run else []
 
+        async def ended() -> bool:  # its run is gone once its dead event is stored
+            return session_id not in self.runs and (
+                await self.get(box_ref, session_id)).status == "dead"
+
         stream = replay(self.boxes.bus, session_id,
                         lambda seq: self.store.events(session_id, seq), pending, after,
-                        self.boxes.keepalive, lambda e: e.event == "session" and e.msg_type == "dead")
+                        self.boxes.keepalive, lambda e: e.event == "session" and e.msg_type == "dead",
+                        ended)
         async with aclosing(stream):
             async for event in stream:
                 yield event

@@ -52,6 +52,11 @@ class SessionEvent:
         """The SSE ``data`` payload."""
         return json.loads(self.data)
 
+    def json_text(self) -> str:
+        """The SSE ``data`` payload as JSON text: ``data`` as stored, not parsed again
+        (a message of megabytes costs no second round of JSON per subscriber)."""
+        return self.data
+
 
 def lifecycle(msg_type: str, session: Session, metadata: dict[str, Any] | None = None
               ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from ..core.errors import BoxRunError
 from ..core.eventlog import EventLog
 from ..core.events import EventBus
 from ..core.models import now
+from ..core.quota import OutputQuota
 from ..store.sessions import SessionStore
 from .agent import death_reason
 from .link import Link
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds an interpreter has to become ready after a start or restart.
 READY_TIMEOUT = 90.0
+#: Once a session's output is over its quota, small messages saying where requests are
+#: (not what they printed) are still stored, up to this many bytes more.
+CONTROL_BYTES = 1 << 20
 
 
 class SessionRun:
@@ -28,16 +32,21 @@ class SessionRun:
     Its events are numbered, published and stored by an :class:`EventLog`;
     ``session.status`` follows the interpreter's iopub ``status`` messages; each
     ``execute_reply`` carries the box's usage during the cell (``metadata.boxrun_usage``),
-    from the box's readings through ``usage``.
+    from the box's readings through ``usage``. Messages past ``quota`` are published live
+    but not stored, after one stored ``session`` event ``truncated`` (see
+    :data:`CONTROL_BYTES`).
     """
 
     def __init__(self, store: SessionStore, bus: EventBus, session: Session, link: Link,
-                 usage: Read, seq: int = 0) -> None:
+                 usage: Read, quota: OutputQuota, seq: int = 0) -> None:
         self.store = store
         self.bus = bus
         self.session = session
         self.link = link
         self.usage = usage
+        self.quota = quota
+        self._control = OutputQuota(CONTROL_BYTES)
+        self._truncated = False
         self._cells: dict[str, CellUsage] = {}  # by execute_request msg_id
         self.log: EventLog[SessionEvent] = EventLog(session.id, bus, store.add_events, seq)
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -104,7 +113,7 @@ class SessionRun:
                 if cell is not None:
                     report["metadata"] = {**report.get("metadata", {}),
                                           "boxrun_usage": await cell.stop()}
-            await self._emit({k: v for k, v in report.items() if k != "type"})
+            await self._relay({k: v for k, v in report.items() if k != "type"})
         elif kind == "ready":
             self.session.status = "idle"
             first, self._started = not self._started, True
@@ -116,13 +125,40 @@ class SessionRun:
             self._dead_reason = report.get("reason")
 
     async def _emit(self, record: dict[str, Any]) -> None:
+        """Store and publish an event of the server's own."""
         await self.log.append(lambda seq: SessionEvent.of(seq, record))
+
+    async def _relay(self, record: dict[str, Any]) -> None:
+        """Store and publish a message from the box, within the quota; else publish it."""
+        event = self.log.number(lambda seq: SessionEvent.of(seq, record))
+        size = len(event.data)
+        if self.quota.admit(size) or (_control(record) and self._control.admit(size)):
+            await self.log.add(event, size)
+            return
+        self.log.publish(event, size)
+        if not self._truncated:
+            self._truncated = True
+            await self._emit(truncated(record.get("parent_msg_id"), self.quota))
 
     async def _finish(self, reason: str) -> None:
         for cell in self._cells.values():
             cell.cancel()
         await self.log.flush()
         await finish(self.store, self.bus, self.session, self.log.seq, reason)
+
+
+def _control(record: dict[str, Any]) -> bool:
+    msg_type = str(record.get("msg_type"))
+    return msg_type in ("status", "input_request") or msg_type.endswith("_reply")
+
+
+def truncated(parent_msg_id: str | None, quota: OutputQuota) -> dict[str, Any]:
+    """The record of the ``session`` event ``truncated``: what was stored of the output."""
+    if not isinstance(parent_msg_id, str) or len(parent_msg_id) > 200:  # the box's word
+        parent_msg_id = None
+    return {"channel": "session", "msg_type": "truncated", "msg_id": None,
+            "parent_msg_id": parent_msg_id, "content": quota.notice(), "metadata": {},
+            "buffers": []}
 
 
 async def finish(store: SessionStore, bus: EventBus, session: Session, seq: int, reason: str

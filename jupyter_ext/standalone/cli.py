@@ -25,7 +25,9 @@ log = logging.getLogger("boxrun")
 
 def _server_config(args: argparse.Namespace) -> Config:
     config = Config()
-    for flag, trait in (("state_dir", "state_dir"), ("socket", "socket_path"), ("backend", "backend")):
+    for flag, trait in (("state_dir", "state_dir"), ("socket", "socket_path"), ("backend", "backend"),
+                        ("max_output_bytes", "max_output_bytes"),
+                        ("max_message_bytes", "max_message_bytes")):
         value = getattr(args, flag, None)
         if value is not None:
             config.BoxRunServer[trait] = value
@@ -135,6 +137,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--backend", choices=CHOICES,
                        help="sandbox backend (default $BOXRUN_BACKEND or auto: micro-VMs where "
                             "they are known to boot, else the namespace sandbox)")
+    serve.add_argument("--max-output-bytes", type=int,
+                       help="output stored per exec and per session (default "
+                            "$BOXRUN_MAX_OUTPUT_BYTES or 64 MiB)")
+    serve.add_argument("--max-message-bytes", type=int,
+                       help="longest message relayed from a session's interpreter (default "
+                            "$BOXRUN_MAX_MESSAGE_BYTES or 8 MiB)")
     serve.add_argument("--host", default="127.0.0.1", help="TCP address (with --port)")
     serve.add_argument("--port", type=int, help="also serve TCP on this port")
     auth = serve.add_mutually_exclusive_group()

@@ -1,4 +1,5 @@
-"""The hostile-box suite: a real ``boxrun serve`` per backend, and what a box attacks with.
+"""The security suite: a real ``boxrun serve`` per backend and what a box attacks with;
+servers with small limits, SSE and the database.
 
 Each test module runs against every backend in :data:`BACKENDS` that this host can run
 (a second backend joins the suite by being added there).
@@ -9,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,8 @@ def hostile_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 
 @pytest.fixture(scope="module")
-def http(hostile_server: ServerProcess) -> Iterator[httpx.Client]:
+def hostile_http(hostile_server: ServerProcess) -> Iterator[httpx.Client]:
+    """A client of :func:`hostile_server`."""
     with hostile_server.http() as client:
         yield client
 
@@ -110,8 +113,8 @@ class Boxes:
 
 
 @pytest.fixture
-def boxes(http: httpx.Client) -> Iterator[Boxes]:
-    made = Boxes(http)
+def boxes(hostile_http: httpx.Client) -> Iterator[Boxes]:
+    made = Boxes(hostile_http)
     yield made
     made.remove_all()
 
@@ -127,3 +130,120 @@ def host_pids_of(marker: str) -> list[int]:
             except OSError:
                 continue
     return pids
+
+
+#: The stored-output cap most tests give their server (``--max-output-bytes``).
+SMALL_CAP = 1 << 20
+
+
+@pytest.fixture
+def capped(new_server: ServerProcess) -> ServerProcess:
+    """A server of its own storing at most :data:`SMALL_CAP` bytes per exec and session."""
+    return new_server.start("--max-output-bytes", str(SMALL_CAP))
+
+
+@pytest.fixture
+def http(capped: ServerProcess) -> Iterator[httpx.Client]:
+    with capped.http() as client:
+        yield client
+
+
+def make_box(http: httpx.Client, image: str = "debian", memory_mb: int = 512) -> str:
+    """A running box's id."""
+    resp = http.post("/v1/boxes", json={"image": image, "cpu": 1, "memory_mb": memory_mb})
+    assert resp.status_code == 201, resp.text
+    return resp.json()["id"]
+
+
+def sse(resp: httpx.Response, keepalives: bool = False) -> Iterator[tuple[str, dict]]:
+    """``(event, data)`` of each frame of an SSE reply, as they arrive (and ``None`` for
+    each keep-alive if asked)."""
+    name = ""
+    for line in resp.iter_lines():
+        if line.startswith(":") and keepalives:
+            yield None  # type: ignore[misc]
+        elif line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            yield name, json.loads(line[6:])
+
+
+def exec_events(http: httpx.Client, box: str, exec_id: str, after: int = -1) -> list[tuple[str, dict]]:
+    """Every event of an exec after ``after`` (it must be finished or finish)."""
+    with http.stream("GET", f"/v1/boxes/{box}/exec/{exec_id}/events",
+                     headers={"Last-Event-ID": str(after)}) as resp:
+        assert resp.status_code == 200, resp.read()
+        return list(sse(resp))
+
+
+def run_exec(http: httpx.Client, box: str, script: str, **extra) -> tuple[dict, list[tuple[str, dict]]]:
+    """Run ``sh -c script`` to its end without following it: the finished exec and its
+    stored events."""
+    resp = http.post(f"/v1/boxes/{box}/exec", json={"cmd": ["sh", "-c", script], **extra})
+    assert resp.status_code == 201, resp.text
+    path = f"/v1/boxes/{box}/exec/{resp.json()['id']}"
+    deadline = time.monotonic() + 120
+    while (ex := http.get(path).json())["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return ex, exec_events(http, box, ex["id"])
+
+
+def db_bytes(server: ServerProcess) -> int:
+    """The size of the database file."""
+    return (Path(server.state_dir) / "boxrun.db").stat().st_size
+
+
+def wal_bytes(server: ServerProcess) -> int:
+    """The size of the database's write-ahead log: SQLite's working space, copied into
+    the database and reused at each checkpoint (every 1000 pages), so bounded whatever
+    is written."""
+    return (Path(server.state_dir) / "boxrun.db-wal").stat().st_size
+
+
+class Session:
+    """A session under test: sends cells, follows its events from a cursor."""
+
+    def __init__(self, http: httpx.Client, box: str, kind: str) -> None:
+        resp = http.post(f"/v1/boxes/{box}/sessions", json={"kind": kind})
+        assert resp.status_code == 201, resp.text
+        self.http, self.id = http, resp.json()["id"]
+        self.path = f"/v1/boxes/{box}/sessions/{self.id}"
+        self.seen = -1
+
+    def events(self, until: Callable[[dict], bool], after: int | None = None,
+               timeout: float = 120) -> list[dict]:
+        """Events after the cursor up to the first ``until`` accepts (moves the cursor)."""
+        headers = {"Last-Event-ID": str(self.seen if after is None else after)}
+        got: list[dict] = []
+        with self.http.stream("GET", self.path + "/events", headers=headers,
+                              timeout=timeout) as resp:
+            assert resp.status_code == 200, resp.read()
+            for _, event in sse(resp):
+                got.append(event)
+                self.seen = max(self.seen, event["seq"])
+                if until(event):
+                    break
+        return got
+
+    def execute(self, code: str) -> list[dict]:
+        """Run a cell; its events up to both its reply and its idle status (they come on
+        different sockets, in either order)."""
+        resp = self.http.post(self.path + "/messages", json={
+            "channel": "shell", "msg_type": "execute_request", "content": {"code": code}})
+        assert resp.status_code == 202, resp.text
+        self.last = msg_id = resp.json()["msg_id"]
+        return [e for e in self.events(cell_done(msg_id)) if e["parent_msg_id"] == msg_id]
+
+
+def cell_done(msg_id: str) -> Callable[[dict], bool]:
+    """Whether the events so far hold both the reply to ``msg_id`` and its idle status."""
+    seen: set[str] = set()
+
+    def done(event: dict) -> bool:
+        if event["parent_msg_id"] == msg_id and event["msg_type"] == "execute_reply":
+            seen.add("reply")
+        if (event["parent_msg_id"] == msg_id and event["msg_type"] == "status"
+                and event["content"]["execution_state"] == "idle"):
+            seen.add("idle")
+        return len(seen) == 2
+    return done

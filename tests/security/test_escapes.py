@@ -66,32 +66,32 @@ def plant(boxes: Boxes, box: dict, evil_so: bytes, marker: Path) -> dict[str, st
             "PYTHONPATH": evil, "PYTHONSTARTUP": f"{evil}/python3"}
 
 
-def test_caller_env_never_reaches_a_host_process(boxes: Boxes, http, evil_so, marker):
+def test_caller_env_never_reaches_a_host_process(boxes: Boxes, hostile_http, evil_so, marker):
     box = boxes.create("python")
     env = plant(boxes, box, evil_so, marker)
     # an exec's env
     assert boxes.run(box, "true", env=env)[0] is not None
     boxes.upload(box, "/root/after", b"x")
     # a session's env
-    resp = http.post(f"/v1/boxes/{box['id']}/sessions", json={"env": env}, timeout=120)
+    resp = hostile_http.post(f"/v1/boxes/{box['id']}/sessions", json={"env": env}, timeout=120)
     assert resp.status_code == 201, resp.text
     # a throwaway box's env
-    resp = http.post("/v1/run", json={"image": "debian", "cmd": ["true"], "env": env,
+    resp = hostile_http.post("/v1/run", json={"image": "debian", "cmd": ["true"], "env": env,
                                       "cpu": 1, "memory_mb": 256, "disk_size_gb": 1})
     assert resp.status_code == 200, resp.text
     # a box's env (every exec, upload and session of it)
     second = boxes.create("python", env=env)
     assert boxes.run(second, "true")[0] is not None
     boxes.upload(second, "/root/f", b"x")
-    assert http.post(f"/v1/boxes/{second['id']}/files/download",
+    assert hostile_http.post(f"/v1/boxes/{second['id']}/files/download",
                      json={"path": "/root/f"}).status_code == 200
     for made in (box, second):
-        assert http.post(f"/v1/boxes/{made['id']}:stop").status_code == 200
-        assert http.post(f"/v1/boxes/{made['id']}:start").status_code == 200
+        assert hostile_http.post(f"/v1/boxes/{made['id']}:stop").status_code == 200
+        assert hostile_http.post(f"/v1/boxes/{made['id']}:start").status_code == 200
     assert not marker.exists(), "a host process ran code the box planted"
 
 
-def test_no_host_credentials_inside_the_box(boxes: Boxes, http, hostile_binary):
+def test_no_host_credentials_inside_the_box(boxes: Boxes, hostile_http, hostile_binary):
     """A /proc scanner with ptrace in the box while the server starts execs, uploads,
     sessions and terminals in it: it must never see a process with host credentials."""
     box = boxes.create("python")
@@ -102,11 +102,11 @@ def test_no_host_credentials_inside_the_box(boxes: Boxes, http, hostile_binary):
         if index % 4 == 0:
             boxes.upload(box, f"/root/upload-{index}", b"data")
     for _ in range(4):
-        resp = http.post(f"/v1/boxes/{box['id']}/sessions", json={}, timeout=120)
+        resp = hostile_http.post(f"/v1/boxes/{box['id']}/sessions", json={}, timeout=120)
         assert resp.status_code == 201, resp.text
         session = resp.json()["id"]
-        assert http.post(f"/v1/boxes/{box['id']}/sessions/{session}:interrupt").status_code == 200
-        assert http.delete(f"/v1/boxes/{box['id']}/sessions/{session}").status_code == 200
+        assert hostile_http.post(f"/v1/boxes/{box['id']}/sessions/{session}:interrupt").status_code == 200
+        assert hostile_http.delete(f"/v1/boxes/{box['id']}/sessions/{session}").status_code == 200
     boxes.upload(box, "/root/stop-scan", b"")
     code, out, err = boxes.finish(box, scan)
     assert code == 0, err
@@ -149,8 +149,8 @@ def test_box_root_has_a_containers_privileges(boxes: Boxes):
     assert status["Seccomp"].strip() == "2"
 
 
-def test_each_box_has_host_ids_of_its_own(boxes: Boxes, http):
-    info = http.get("/v1/info").json()
+def test_each_box_has_host_ids_of_its_own(boxes: Boxes, hostile_http):
+    info = hostile_http.get("/v1/info").json()
     if not info.get("box_uid_ranges"):
         pytest.skip(f"boxes share one uid range here: {info['limitations']}")
     maps = []

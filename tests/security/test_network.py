@@ -45,7 +45,7 @@ def test_host_loopback_is_out_of_reach(boxes: Boxes, hostile_binary, listener, n
 
 
 @pytest.mark.parametrize("network", [False, True])
-def test_outbound_only_with_network(boxes: Boxes, http, hostile_binary, network):
+def test_outbound_only_with_network(boxes: Boxes, hostile_http, hostile_binary, network):
     address = host_address()
     if address is None:
         pytest.skip("this host has no global IPv4 address to stand for the outside")
@@ -59,7 +59,7 @@ def test_outbound_only_with_network(boxes: Boxes, http, hostile_binary, network)
     names = {line.split(":")[0].strip() for line in links.splitlines()[2:]}
     assert names == ({"lo", "tap0"} if network else {"lo"})
     if network:
-        metrics = http.get(f"/v1/boxes/{box['id']}/metrics").json()
+        metrics = hostile_http.get(f"/v1/boxes/{box['id']}/metrics").json()
         assert metrics["net_rx_bytes"] > 0 and metrics["net_tx_bytes"] > 0, metrics
 
 
