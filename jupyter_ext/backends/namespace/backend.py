@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from ...core.boxlog import BoxLog
 from ...core.errors import BoxRunError
 from ...core.hostcmd import HOST_ENV, missing, run_checked, tool
 from ...images.oci import read_layout
@@ -22,7 +23,7 @@ from ...images.unpack import RootfsCache
 from ...images.userns import RANGE, UserNs, detect
 from ..base import Backend, BoxSpec
 from . import cgroups, commands, prepare
-from .fdio import read_some
+from .fdio import CHUNK, read_some
 from .init import binary
 from .launcher import Launcher, close_all
 from .metrics import net_bytes, process_usage
@@ -304,8 +305,10 @@ class NamespaceBackend(Backend):
         """Log what the sandbox writes to its stderr; when it ends by itself (its init
         died), clean up and tell the manager."""
         assert proc.stderr is not None
-        async for line in proc.stderr:
-            log.debug("box %s: %r", handle, line[:512])
+        box_log = BoxLog(log, handle, level=logging.DEBUG)
+        while chunk := await proc.stderr.read(CHUNK):
+            box_log.write(chunk)
+        box_log.close()
         code = await proc.wait()
         sandbox = self._running.get(handle)
         if sandbox is None or sandbox.watch is not asyncio.current_task():
