@@ -12,11 +12,15 @@ forwarder at 10.0.2.3.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
+from ...core.boxlog import BoxLog
 from ...core.errors import BoxRunError
 from ...core.hostcmd import HOST_ENV, tool
-from .fdio import read_some
+from .fdio import CHUNK, read_some
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 10.0
 
@@ -28,6 +32,7 @@ class Slirp:
     def __init__(self, proc: asyncio.subprocess.Process, exit_fd: int) -> None:
         self._proc = proc
         self._exit_fd = exit_fd
+        self._drain: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, pid: int) -> Slirp:
@@ -62,7 +67,16 @@ class Slirp:
             assert proc.stderr is not None
             err = (await proc.stderr.read(4096)).decode(errors="replace").strip()
             raise BoxRunError("RUNTIME_ERROR", f"the box's network did not come up: {err}")
+        slirp._drain = asyncio.create_task(slirp._log(pid))
         return slirp
+
+    async def _log(self, pid: int) -> None:
+        """What slirp4netns says from now on, in the debug log."""
+        assert self._proc.stderr is not None
+        box_log = BoxLog(log, f"slirp4netns of {pid}", level=logging.DEBUG)
+        while chunk := await self._proc.stderr.read(CHUNK):
+            box_log.write(chunk)
+        box_log.close()
 
     async def stop(self) -> None:
         """End slirp4netns."""
@@ -72,3 +86,5 @@ class Slirp:
         if self._proc.returncode is None:
             self._proc.kill()
         await self._proc.wait()
+        if self._drain is not None:
+            await self._drain
