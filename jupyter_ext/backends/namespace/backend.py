@@ -448,8 +448,9 @@ class NamespaceBackend(Backend):
 
 #: What every namespace box shares with the host, in words (``/v1/info``).
 SHARED_KERNEL = ("boxes share the host's kernel: they are kept apart by namespaces, a"
-                 " seccomp filter and dropped capabilities, not by a VM; a kernel bug"
-                 " reachable through the allowed system calls is a way out")
+                 " seccomp filter and dropped capabilities, not by a VM, so a kernel bug"
+                 " reachable through the allowed system calls is a way out; they do not"
+                 " share the host's files (but volumes), processes, network or user ids")
 
 
 def _memfd(data: bytes) -> int:
