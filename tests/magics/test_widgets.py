@@ -61,10 +61,13 @@ def test_row_says_why_a_box_is_down(monitor: Driver, http: httpx.Client) -> None
     http.post("/v1/boxes/broken:stop").raise_for_status()
     folder.rmdir()
     assert http.post("/v1/boxes/broken:start").status_code == 400  # its volume is gone
-    problem = monitor.models[row.ids()["row"]]["children"][2].removeprefix("IPY_MODEL_")
-    monitor.wait(lambda: "volume host_path does not exist" in monitor.models[problem]["value"],
+    def child(model: str, index: int) -> str:
+        return monitor.models[model]["children"][index].removeprefix("IPY_MODEL_")
+
+    about = child(child(child(row.ids()["row"], 1), 0), 0)  # details, first line, text
+    monitor.wait(lambda: "volume host_path does not exist" in monitor.models[about]["value"],
                  what="the box's error in its row")
-    assert "RUNTIME_ERROR" in monitor.models[problem]["value"]
+    assert "RUNTIME_ERROR" in monitor.models[about]["value"]
     http.delete("/v1/boxes/broken", params={"force": "true"}).raise_for_status()
 
 
