@@ -104,8 +104,8 @@ class BoxRunServer(LoggingConfigurable):
                                "part of the default volume_roots).")
     sse_keepalive = Float(15.0, help="Seconds between keep-alive comments on an idle SSE "
                           "stream. Default: $BOXRUN_SSE_KEEPALIVE or 15.").tag(config=True)
-    backend = Enum(CHOICES, help="The sandbox backend: 'boxlite' (micro-VMs), 'namespace' "
-                   "(bubblewrap sandbox) or 'auto' (micro-VMs where they are known to boot, "
+    backend = Enum(CHOICES, help="The sandbox backend: 'boxlite' (micro-VMs), 'gvisor' "
+                   "(runsc user-space kernel), 'namespace' (bubblewrap sandbox) or 'auto' (micro-VMs where they are known to boot, "
                    "else the namespace sandbox). Default: $BOXRUN_BACKEND or auto."
                    ).tag(config=True)
     backend_class = Type(
