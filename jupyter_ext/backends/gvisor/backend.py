@@ -52,6 +52,8 @@ LIMITATIONS = [
     "disk_size_gb is not enforced on gVisor: a box's writable layer shares the state"
     " dir's disk",
     "no interactive terminals (attach) on gVisor yet",
+    "a box meets its process limit as EAGAIN, but a burst of processes up to it can end"
+    " the box's sandbox (the Sentry fails to make a host thread); the box is then died",
     "this runsc (2022) refuses statx with AT_NO_AUTOMOUNT: coreutils' ls -l and stat"
     " report 'Invalid argument' (Python's os.stat works)",
 ]
@@ -234,10 +236,13 @@ class GvisorBackend(ExecFiles):
         if sandbox is None or sandbox.watch is not asyncio.current_task():
             return  # stopped by the server
         del self._running[handle]
+        oom = _oom_killed(handle)
         await self._delete(handle)
         if self.on_exit is not None:
-            self.on_exit(handle, "the box's sandbox ended by itself (its init was killed,"
-                                 " or the Sentry ran out of memory)")
+            self.on_exit(handle, "the box ran out of memory and its sandbox was killed" if oom
+                         else "the box's sandbox ended by itself (its init was killed, or the"
+                              " Sentry failed: a burst of processes up to the box's limit"
+                              " can end it)")
 
     async def stop(self, handle: str) -> None:
         """Delete the sandbox (every process of the box ends with it); the layer stays."""
@@ -339,3 +344,15 @@ class GvisorBackend(ExecFiles):
 
     async def _run(self, handle: str, cmd: Sequence[str], stdin: bool = False) -> GvProcess:
         return await self.exec(handle, cmd, EXEC_DEFAULT_ENV, "/", stdin)
+
+
+def _oom_killed(handle: str) -> bool:
+    """Whether the host's OOM killer acted in the box's memory cgroup (v1 or v2)."""
+    for path in (cgroups.ROOT / "memory" / "boxrun-gvisor" / handle / "memory.oom_control",
+                 cgroups.ROOT / "boxrun-gvisor" / handle / "memory.events"):
+        try:
+            fields = dict(line.split() for line in path.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        return int(fields.get("oom_kill", "0")) > 0
+    return False

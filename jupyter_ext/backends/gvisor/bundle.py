@@ -14,6 +14,10 @@ INIT = ["/bin/sh", "-c", 'trap "exit 0" TERM; while :; do sleep 86400 & wait; do
 #: What every process started by the sandbox (its init) has in its environment.
 INIT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
 CPU_PERIOD = 100_000
+#: Host tasks of a sandbox: with the ptrace platform every box process has a host stub
+#: process, and the Sentry and gofer have threads of their own. The box meets its
+#: RLIMIT_NPROC (PIDS_MAX) long before, and gets EAGAIN there.
+HOST_PIDS_MAX = 8 * PIDS_MAX
 
 
 def _mount(destination: str, kind: str, source: str, options: Sequence[str]) -> dict:
@@ -47,7 +51,7 @@ def config(spec: BoxSpec, cgroup: str | None, hidden: Sequence[str] = ()) -> dic
         linux["resources"] = {
             "memory": {"limit": spec.memory_mb << 20},
             "cpu": {"quota": spec.cpu * CPU_PERIOD, "period": CPU_PERIOD},
-            "pids": {"limit": PIDS_MAX},
+            "pids": {"limit": HOST_PIDS_MAX},
         }
     return {
         "ociVersion": "1.0.2",
@@ -58,7 +62,8 @@ def config(spec: BoxSpec, cgroup: str | None, hidden: Sequence[str] = ()) -> dic
             "cwd": "/",
             "capabilities": {name: caps for name in ("bounding", "effective", "permitted")},
             "noNewPrivileges": True,
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}],
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576},
+                        {"type": "RLIMIT_NPROC", "hard": PIDS_MAX, "soft": PIDS_MAX}],
         },
         "root": {"path": "rootfs", "readonly": False},
         "hostname": spec.hostname,
