@@ -52,8 +52,8 @@ LIMITATIONS = [
     "disk_size_gb is not enforced on gVisor: a box's writable layer shares the state"
     " dir's disk",
     "no interactive terminals (attach) on gVisor yet",
-    "a box meets its process limit as EAGAIN, but a burst of processes up to it can end"
-    " the box's sandbox (the Sentry fails to make a host thread); the box is then died",
+    f"at most {bundle.PROCS_MAX} processes per box (RLIMIT_NPROC): the ptrace platform"
+    " makes a host process of each",
     "this runsc (2022) refuses statx with AT_NO_AUTOMOUNT: coreutils' ls -l and stat"
     " report 'Invalid argument' (Python's os.stat works)",
 ]
@@ -241,8 +241,7 @@ class GvisorBackend(ExecFiles):
         if self.on_exit is not None:
             self.on_exit(handle, "the box ran out of memory and its sandbox was killed" if oom
                          else "the box's sandbox ended by itself (its init was killed, or the"
-                              " Sentry failed: a burst of processes up to the box's limit"
-                              " can end it)")
+                              " Sentry failed)")
 
     async def stop(self, handle: str) -> None:
         """Delete the sandbox (every process of the box ends with it); the layer stays."""
@@ -255,6 +254,7 @@ class GvisorBackend(ExecFiles):
     async def remove(self, handle: str) -> None:
         """Stop the box and delete its layer and bundle."""
         await self.stop(handle)
+        await self._delete(handle)  # a sandbox that ended by itself, not yet deleted
         box_dir = self._box_dir(handle)
         if box_dir.exists():
             await run_checked([tool("rm"), "-rf", "--", str(box_dir)], "deleting the box disk")

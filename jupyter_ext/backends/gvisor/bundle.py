@@ -14,9 +14,11 @@ INIT = ["/bin/sh", "-c", 'trap "exit 0" TERM; while :; do sleep 86400 & wait; do
 #: What every process started by the sandbox (its init) has in its environment.
 INIT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
 CPU_PERIOD = 100_000
-#: Host tasks of a sandbox: with the ptrace platform every box process has a host stub
-#: process, and the Sentry and gofer have threads of their own. The box meets its
-#: RLIMIT_NPROC (PIDS_MAX) long before, and gets EAGAIN there.
+#: Processes a box may have at once (RLIMIT_NPROC: fork fails with EAGAIN). Lower than
+#: the namespace backend's: on the ptrace platform every box process is a host stub
+#: process, and near 1024 of them the Sentry fails to make host threads and dies.
+PROCS_MAX = 256
+#: Host tasks of a sandbox (its cgroup): the stubs, the Sentry's and the gofer's threads.
 HOST_PIDS_MAX = 8 * PIDS_MAX
 
 
@@ -63,7 +65,7 @@ def config(spec: BoxSpec, cgroup: str | None, hidden: Sequence[str] = ()) -> dic
             "capabilities": {name: caps for name in ("bounding", "effective", "permitted")},
             "noNewPrivileges": True,
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576},
-                        {"type": "RLIMIT_NPROC", "hard": PIDS_MAX, "soft": PIDS_MAX}],
+                        {"type": "RLIMIT_NPROC", "hard": PROCS_MAX, "soft": PROCS_MAX}],
         },
         "root": {"path": "rootfs", "readonly": False},
         "hostname": spec.hostname,
