@@ -52,6 +52,8 @@ LIMITATIONS = [
     "disk_size_gb is not enforced on gVisor: a box's writable layer shares the state"
     " dir's disk",
     "no interactive terminals (attach) on gVisor yet",
+    "/tmp in a gVisor box is gVisor's tmpfs: counted in the box's memory, empty after a"
+    " stop",
     f"at most {bundle.PROCS_MAX} processes per box (RLIMIT_NPROC): the ptrace platform"
     " makes a host process of each",
     "this runsc (2022) refuses statx with AT_NO_AUTOMOUNT: coreutils' ls -l and stat"
