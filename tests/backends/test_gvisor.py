@@ -15,6 +15,7 @@ import pytest
 from jupyter_ext.backends.base import Volume
 from jupyter_ext.backends.gvisor import GvisorBackend
 from jupyter_ext.backends.gvisor.bundle import PROCS_MAX
+from jupyter_ext.backends.select import select_backend
 from jupyter_ext.core.errors import BoxRunError
 
 from ..conftest import BuiltImages
@@ -182,3 +183,10 @@ async def test_network_true_is_refused(backend, spec):
     with pytest.raises(BoxRunError, match="not supported"):
         await backend.create(spec(network=True))
     assert not list(backend.boxes_dir.glob("gv-*"))
+
+
+def test_selected_by_name_only(built_images: BuiltImages, tmp_path: Path):
+    selection = select_backend("gvisor", tmp_path, built_images.store)
+    assert selection.backend_class is GvisorBackend
+    assert selection.reason == "configured: backend = gvisor"
+    assert select_backend("auto", tmp_path, built_images.store).backend_class is not GvisorBackend
