@@ -49,8 +49,10 @@ LIMITATIONS = [
     " sees only the Sentry's own filtered system calls; process start-up and file-heavy"
     " work are several times slower than natively",
     "network: true is not supported on gVisor yet: boxes have loopback only",
-    "disk_size_gb is not enforced on gVisor: a box's writable layer shares the state"
-    " dir's disk",
+    "disk_size_gb is not enforced: gVisor boxes' writable layer shares the state dir's"
+    " disk",
+    "a gVisor box past its memory limit dies whole (the host kills its Sentry), where the"
+    " namespace backend kills only the process",
     "no interactive terminals (attach) on gVisor yet",
     "/tmp in a gVisor box is gVisor's tmpfs: counted in the box's memory, empty after a"
     " stop",
@@ -100,7 +102,8 @@ class GvisorBackend(ExecFiles):
         self.rootfs = RootfsCache(self.boxes_dir / ".rootfs", self.boxes_dir / ".locks")
         self.images = images
         self.ids = HostIds(0, 0)
-        mode = cgroups.detect().mode
+        self._cgroups = cgroups.detect()
+        mode = self._cgroups.mode
         self.limits = mode if mode.startswith("cgroup") else "none"
         self.limitations = [*LIMITATIONS, *([] if self.limits != "none" else [
             "cpu, memory_mb and the process count are not enforced: the server may not"
@@ -169,7 +172,8 @@ class GvisorBackend(ExecFiles):
                            [os.path.realpath(v.host_path) for v in spec.volumes],
                            [os.path.realpath(self.boxes_dir.parent),
                             os.path.realpath(self.images.root)])
-        cgroup = None if self.limits == "none" else f"/boxrun-gvisor/{handle}"
+        # the namespace backend's group folder: its cgroups code reads usage and OOM kills
+        cgroup = None if self.limits == "none" else f"/boxrun/{handle}"
         (box_dir / "config.json").write_text(json.dumps(bundle.config(spec, cgroup, hidden)))
         await self._delete(handle)  # a sandbox of the same box that ended by itself
         command = [tool("unshare"), "--mount", "--propagation=private", "--",
@@ -238,7 +242,7 @@ class GvisorBackend(ExecFiles):
         if sandbox is None or sandbox.watch is not asyncio.current_task():
             return  # stopped by the server
         del self._running[handle]
-        oom = _oom_killed(handle)
+        oom = self._cgroups.oom_killed(handle)
         await self._delete(handle)
         if self.on_exit is not None:
             self.on_exit(handle, "the box ran out of memory and its sandbox was killed" if oom
@@ -333,8 +337,12 @@ class GvisorBackend(ExecFiles):
         await proc.wait()
 
     async def metrics(self, handle: str) -> dict[str, float | int | None]:
-        """CPU, memory and process count of the sandbox as ``runsc events --stats`` reports."""
+        """CPU, memory and host tasks from the sandbox's cgroup, else as ``runsc events
+        --stats`` reports (a runsc process: tens of ms)."""
         self._check_running(handle)
+        usage = self._cgroups.usage(handle)
+        if usage.get("cpu_seconds") is not None:
+            return {**usage, "net_rx_bytes": 0, "net_tx_bytes": 0}
         limit = self._running[handle].memory_limit
         stats = json.loads(await self._runsc_out("events", "--stats", handle))["data"]
         memory = stats.get("memory", {}).get("usage", {})
@@ -347,14 +355,3 @@ class GvisorBackend(ExecFiles):
     async def _run(self, handle: str, cmd: Sequence[str], stdin: bool = False) -> GvProcess:
         return await self.exec(handle, cmd, EXEC_DEFAULT_ENV, "/", stdin)
 
-
-def _oom_killed(handle: str) -> bool:
-    """Whether the host's OOM killer acted in the box's memory cgroup (v1 or v2)."""
-    for path in (cgroups.ROOT / "memory" / "boxrun-gvisor" / handle / "memory.oom_control",
-                 cgroups.ROOT / "boxrun-gvisor" / handle / "memory.events"):
-        try:
-            fields = dict(line.split() for line in path.read_text().splitlines())
-        except (OSError, ValueError):
-            continue
-        return int(fields.get("oom_kill", "0")) > 0
-    return False
