@@ -302,7 +302,9 @@ class GvisorBackend(ExecFiles):
         finally:
             pid_file.unlink(missing_ok=True)
         if pid is not None:
-            return GvProcess(proc, lambda: self._kill(handle, pid))
+            watch = self._running[handle].watch
+            return GvProcess(proc, lambda: self._kill(handle, pid),
+                             sandbox_ended=lambda: _ends_soon(watch))
         assert proc.stderr is not None
         err = await proc.stderr.read(65536)
         if any(words in err for words in NOT_FOUND):
@@ -355,3 +357,16 @@ class GvisorBackend(ExecFiles):
     async def _run(self, handle: str, cmd: Sequence[str], stdin: bool = False) -> GvProcess:
         return await self.exec(handle, cmd, EXEC_DEFAULT_ENV, "/", stdin)
 
+
+
+async def _ends_soon(watch: asyncio.Task[None], within: float = 5.0) -> bool:
+    """Whether the sandbox ``watch`` waits for ends within ``within`` seconds (asked only
+    when runsc exits 128: a command exiting 128 itself costs that wait)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(watch), within)
+    except TimeoutError:
+        return False
+    except asyncio.CancelledError:
+        if not watch.cancelled():
+            raise
+    return True

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from ..base import Process
 
 CHUNK = 65536
+#: runsc's own failure (it lost the sandbox), and the code of a command SIGKILLed.
+RUNSC_FAILED, KILLED = 128, 128 + 9
 
 
 async def _chunks(stream: asyncio.StreamReader | None, first: bytes = b"") -> AsyncIterator[bytes]:
@@ -25,13 +27,17 @@ class GvProcess(Process):
 
     ``code`` overrides the exit code (a command that could not be found exits 127) and
     ``stderr_first`` is what was read from stderr before the command was known to run.
+    ``sandbox_ended`` says whether the sandbox has ended: runsc then exits 128, and the
+    command was killed with it (137, as SIGKILL).
     """
 
     def __init__(self, proc: asyncio.subprocess.Process,
                  killer: Callable[[], Awaitable[None]] | None,
-                 code: int | None = None, stderr_first: bytes = b"") -> None:
+                 code: int | None = None, stderr_first: bytes = b"",
+                 sandbox_ended: Callable[[], Awaitable[bool]] | None = None) -> None:
         self._proc = proc
         self._killer = killer
+        self._sandbox_ended = sandbox_ended
         self._code = code
         self._kill_task: asyncio.Task[None] | None = None
         self.stdout = _chunks(proc.stdout)
@@ -52,7 +58,11 @@ class GvProcess(Process):
     async def wait(self) -> int:
         """The command's exit code; 128+N when signal N killed it (as runsc reports)."""
         code = await self._proc.wait()
-        return self._code if self._code is not None else code
+        if self._code is not None:
+            return self._code
+        if code == RUNSC_FAILED and self._sandbox_ended and await self._sandbox_ended():
+            return KILLED
+        return code
 
     def kill(self) -> None:
         """SIGKILL the command in the sandbox (through ``runsc kill``)."""
