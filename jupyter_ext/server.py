@@ -113,8 +113,8 @@ class BoxRunServer(LoggingConfigurable):
     max_message_bytes = Int(min=1, help="Longest message relayed from a session's interpreter; a "
                             "longer one is dropped and an error output says so. Default: "
                             "$BOXRUN_MAX_MESSAGE_BYTES or 8 MiB.").tag(config=True)
-    backend = Enum(CHOICES, help="The sandbox backend: 'boxlite' (micro-VMs), 'namespace' "
-                   "(bubblewrap sandbox) or 'auto' (micro-VMs where they are known to boot, "
+    backend = Enum(CHOICES, help="The sandbox backend: 'boxlite' (micro-VMs), 'gvisor' "
+                   "(runsc user-space kernel), 'namespace' (bubblewrap sandbox) or 'auto' (micro-VMs where they are known to boot, "
                    "else the namespace sandbox). Default: $BOXRUN_BACKEND or auto."
                    ).tag(config=True)
     backend_class = Type(

@@ -28,8 +28,10 @@ class ServerProcess:
         self.images_dir = images_dir
         self.token = token
         self.port = port or free_port()
-        # namespace, not auto: auto would boot a probe micro-VM in every test server
-        self.env = {**os.environ, "BOXRUN_IMAGES_DIR": str(images_dir), "BOXRUN_BACKEND": "namespace",
+        # namespace (or $BOXRUN_TEST_BACKEND), not auto: auto would boot a probe micro-VM
+        # in every test server
+        backend = os.environ.get("BOXRUN_TEST_BACKEND", "namespace")
+        self.env = {**os.environ, "BOXRUN_IMAGES_DIR": str(images_dir), "BOXRUN_BACKEND": backend,
                     "BOXRUN_SSE_KEEPALIVE": "1", **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.log = state_dir.parent / f"{state_dir.name}-server.log"

@@ -1,4 +1,4 @@
-"""Which backend a server runs (``auto``, ``boxlite`` or ``namespace``), and why.
+"""Which backend a server runs (``auto``, ``boxlite``, ``gvisor`` or ``namespace``), and why.
 
 ``auto`` decides at once from fast checks (boxlite installed, ``/dev/kvm`` usable)
 and the verdict remembered in the state dir. With no verdict yet it runs the
@@ -16,11 +16,12 @@ from ..core.errors import BoxRunError
 from ..images.store import ImageStore
 from .base import Backend
 from .boxlite.verdict import VerdictStore, host_problem
+from .gvisor import GvisorBackend
 from .namespace import NamespaceBackend
 
 log = logging.getLogger(__name__)
 
-CHOICES = ("auto", "boxlite", "namespace")
+CHOICES = ("auto", "boxlite", "gvisor", "namespace")
 #: Seconds after start-up before the background boot probe, so that short-lived
 #: servers never pay for it and start-up requests never compete with it.
 PROBE_DELAY = 30.0
@@ -61,7 +62,8 @@ def select_backend(choice: str, state_dir: Path, images: ImageStore,
     if choice not in CHOICES:
         raise BoxRunError("RUNTIME_ERROR", f"unknown backend {choice!r}: one of {', '.join(CHOICES)}")
     if choice != "auto":
-        backend = boxlite_backend() if choice == "boxlite" else NamespaceBackend
+        backend = {"boxlite": boxlite_backend, "gvisor": lambda: GvisorBackend,
+                   "namespace": lambda: NamespaceBackend}[choice]()
         return Selection(backend, f"configured: backend = {choice}")
     problem = host_problem()
     if problem:

@@ -21,7 +21,7 @@ from httpx_sse import connect_sse
 
 from ..servers import ServerProcess
 
-BACKENDS = ["namespace"]
+BACKENDS = ["namespace", "gvisor"]
 HERE = Path(__file__).parent
 
 
@@ -60,9 +60,21 @@ def hostile_binary(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 class Boxes:
     """Boxes of one test, removed afterwards; commands run to the end."""
 
-    def __init__(self, http: httpx.Client) -> None:
+    def __init__(self, http: httpx.Client, server: ServerProcess) -> None:
         self.http = http
+        self.server = server
         self.made: list[str] = []
+        self.backend = http.get("/v1/info").json()["backend"]
+
+    def skip_unless(self, backend: str, why: str) -> None:
+        """Skip the test on every backend but ``backend``, saying ``why``."""
+        if self.backend != backend:
+            pytest.skip(f"{self.backend}: {why}")
+
+    def skip_on(self, backend: str, why: str) -> None:
+        """Skip the test on ``backend``, saying ``why``."""
+        if self.backend == backend:
+            pytest.skip(f"{backend}: {why}")
 
     def create(self, image: str = "debian", **fields: Any) -> dict:
         resp = self.http.post("/v1/boxes", json={"image": image, "cpu": 1, "memory_mb": 512,
@@ -113,8 +125,8 @@ class Boxes:
 
 
 @pytest.fixture
-def boxes(hostile_http: httpx.Client) -> Iterator[Boxes]:
-    made = Boxes(hostile_http)
+def boxes(hostile_http: httpx.Client, hostile_server: ServerProcess) -> Iterator[Boxes]:
+    made = Boxes(hostile_http, hostile_server)
     yield made
     made.remove_all()
 

@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -21,14 +21,15 @@ from ...images.oci import read_layout
 from ...images.store import ImageStore
 from ...images.unpack import RootfsCache
 from ...images.userns import RANGE, UserNs, detect
-from ..base import Backend, BoxSpec
+from ..base import BoxSpec
+from ..execfiles import ExecFiles
 from . import cgroups, commands, prepare
 from .fdio import CHUNK, read_some
 from .init import binary
 from .launcher import Launcher, close_all
 from .metrics import net_bytes, process_usage
 from .network import Slirp
-from .process import NsProcess, alive, collect
+from .process import NsProcess, alive
 from .seccomp import box_filter
 from .terminal import NsTerminal, open_pty, open_terminal
 
@@ -52,7 +53,7 @@ class Sandbox:
     watch: asyncio.Task[None]
 
 
-class NamespaceBackend(Backend):
+class NamespaceBackend(ExecFiles):
     """Boxes are overlay-mounted image copies under ``<state_dir>/boxes/<handle>``.
 
     Box ids are a slot of the server user's subordinate range (see
@@ -409,41 +410,6 @@ class NamespaceBackend(Backend):
 
     async def _run(self, handle: str, cmd: Sequence[str], stdin: bool = False) -> NsProcess:
         return await self.exec(handle, cmd, commands.EXEC_DEFAULT_ENV, "/", stdin)
-
-    async def upload(self, handle: str, dest: str, chunks: AsyncIterable[bytes]) -> None:
-        """Pipe ``chunks`` into ``cat`` in the box, so paths resolve inside it."""
-        process = await self._run(handle, ["sh", "-c", commands.UPLOAD_SCRIPT, "upload", dest], True)
-        errors = asyncio.create_task(collect(process.stderr))
-        try:
-            async for chunk in chunks:
-                await process.write_stdin(chunk)
-            await process.close_stdin()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # cat failed: its exit code and stderr say why
-        except BaseException:
-            process.kill()
-            raise
-        code = await process.wait()
-        err = (await errors).decode(errors="replace").strip()
-        if code != 0:
-            raise BoxRunError("RUNTIME_ERROR", f"cannot write {dest} in the box: {err}")
-
-    async def download(self, handle: str, path: str) -> AsyncIterator[bytes]:
-        """Stream ``cat PATH`` from the box after checking it is a readable file."""
-        check = await self._run(handle, ["sh", "-c", 'test -f "$1" && test -r "$1"', "test", path])
-        if await check.wait() != 0:
-            raise BoxRunError("RUNTIME_ERROR", f"no such file in the box: {path}")
-        process = await self._run(handle, ["cat", "--", path])
-        errors = asyncio.create_task(collect(process.stderr))
-        try:
-            async for chunk in process.stdout:
-                yield chunk
-            if await process.wait() != 0:
-                err = (await errors).decode(errors="replace").strip()
-                raise BoxRunError("RUNTIME_ERROR", f"cannot read {path} in the box: {err}")
-        finally:
-            process.kill()
-            errors.cancel()
 
 
 #: What every namespace box shares with the host, in words (``/v1/info``).

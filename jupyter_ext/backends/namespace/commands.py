@@ -55,9 +55,6 @@ exec "$@"
 #: Makes a box's disk directories (as the admin of its user namespace).
 CREATE_SCRIPT = 'mkdir -p -- "$1/upper" "$1/work" && chown -R 0:0 "$1" && chmod 700 "$1"'
 
-#: Writes stdin to a file in the box, making its folder (runs in the box).
-UPLOAD_SCRIPT = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
-
 #: The box's resolver with a network of its own: slirp4netns's DNS forwarder.
 RESOLV_CONF = b"nameserver 10.0.2.3\n"
 

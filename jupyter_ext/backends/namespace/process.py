@@ -22,11 +22,6 @@ def alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
-async def collect(stream: AsyncIterator[bytes]) -> bytes:
-    """All chunks of ``stream``."""
-    return b"".join([chunk async for chunk in stream])
-
-
 async def _chunks(fd: int) -> AsyncIterator[bytes]:
     """The chunks of the pipe ``fd`` until EOF; closes it."""
     try:
