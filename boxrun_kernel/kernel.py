@@ -95,6 +95,7 @@ class BoxRunKernel(Kernel):
         self._cells: dict[str, BoxSession] = {}  # interpreters of `%%boxrun NAME` cells
         self._host = Host(self._show, self._current_box)
         self._deliveries: set[asyncio.Future[None]] = set()  # comm messages on their way
+        self._last_delivery: asyncio.Future[None] | None = None  # they go in order
         self._widgets = WidgetGuard()
 
     @property
@@ -417,11 +418,15 @@ class BoxRunKernel(Kernel):
                                   parent=parent, ident=self._topic("comm_close"))
             return
 
+        previous = self._last_delivery
+
         async def deliver() -> None:
+            if previous is not None:  # a comm_msg never overtakes its comm_open
+                await asyncio.wait([previous])
             reply = await self._forward(msg_type, parent, reply=False)
             if reply.get("status") == "error":
                 self.log.warning("%s not delivered: %s", msg_type, reply["evalue"])
-        task = asyncio.ensure_future(deliver())
+        task = self._last_delivery = asyncio.ensure_future(deliver())
         self._deliveries.add(task)
         task.add_done_callback(self._deliveries.discard)
 
