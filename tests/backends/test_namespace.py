@@ -184,3 +184,10 @@ async def test_concurrent_execs_with_large_environments(boot, spec, backend, col
     assert outs == [f"{i}\n".encode() for i in range(40)]
     with pytest.raises(BoxRunError, match="exceed"):
         await backend.exec(handle, ["true"], {"BIG": "x" * 200_000}, "/")
+
+
+async def test_concurrent_creates_get_distinct_uid_ranges(backend, spec):
+    if not backend.box_uid_ranges:
+        pytest.skip("boxes share one uid range here (not root, or a one-box subordinate range)")
+    handles = await asyncio.gather(*(backend.create(spec(box_id=f"box_{i}")) for i in range(6)))
+    assert len({backend._slot(handle) for handle in handles}) == 6

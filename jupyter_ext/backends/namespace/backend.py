@@ -147,6 +147,7 @@ class NamespaceBackend(ExecFiles):
         slot = self._free_slot()
         handle = f"ns-{slot}-{secrets.token_hex(8)}" if slot else f"ns-{secrets.token_hex(8)}"
         box_dir = self._box_dir(handle)
+        box_dir.mkdir()  # claims the slot before any await: creates run concurrently
         try:
             await run_checked([*self.userns.admin(slot), tool("sh"), "-c", commands.CREATE_SCRIPT,
                                "create", str(box_dir)], "creating the box disk")
