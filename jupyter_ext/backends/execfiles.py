@@ -3,13 +3,17 @@ the box and no host process opens a path a box chose."""
 
 from __future__ import annotations
 
-import abc
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 
 from ..core.errors import BoxRunError
 from .base import Backend, Process
 
+#: The environment of these commands.
+EXEC_DEFAULT_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+}
 #: Writes stdin to a file in the box, making its folder (runs in the box).
 UPLOAD_SCRIPT = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
 
@@ -20,11 +24,11 @@ async def collect(stream: AsyncIterator[bytes]) -> bytes:
 
 
 class ExecFiles(Backend):
-    """:meth:`upload` and :meth:`download` of a backend that runs commands with :meth:`_run`."""
+    """:meth:`upload` and :meth:`download` through the backend's own :meth:`exec`."""
 
-    @abc.abstractmethod
     async def _run(self, handle: str, cmd: Sequence[str], stdin: bool = False) -> Process:
         """Start ``cmd`` in the box as root with a default environment, in ``/``."""
+        return await self.exec(handle, cmd, EXEC_DEFAULT_ENV, "/", stdin)
 
     async def upload(self, handle: str, dest: str, chunks: AsyncIterable[bytes]) -> None:
         """Pipe ``chunks`` into ``cat`` in the box."""

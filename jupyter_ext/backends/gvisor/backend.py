@@ -23,7 +23,7 @@ from ...images.userns import UserNs
 from ..base import BoxSpec
 from ..execfiles import ExecFiles
 from ..namespace import cgroups
-from ..namespace.commands import EXEC_DEFAULT_ENV, hidden_in
+from ..namespace.commands import hidden_in
 from . import bundle
 from .process import GvProcess
 
@@ -353,9 +353,6 @@ class GvisorBackend(ExecFiles):
                 "memory_limit_bytes": limit,
                 "pids": stats.get("pids", {}).get("current"),
                 "net_rx_bytes": 0, "net_tx_bytes": 0}
-
-    async def _run(self, handle: str, cmd: Sequence[str], stdin: bool = False) -> GvProcess:
-        return await self.exec(handle, cmd, EXEC_DEFAULT_ENV, "/", stdin)
 
 
 

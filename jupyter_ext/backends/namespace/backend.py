@@ -409,9 +409,6 @@ class NamespaceBackend(ExecFiles):
         pty = open_pty(f"/proc/{sandbox.pid}/root", self.userns.host_uid(sandbox.slot))
         return await open_terminal(sandbox.launcher, pty, cmd, env, workdir, cols, rows)
 
-    async def _run(self, handle: str, cmd: Sequence[str], stdin: bool = False) -> NsProcess:
-        return await self.exec(handle, cmd, commands.EXEC_DEFAULT_ENV, "/", stdin)
-
 
 #: What every namespace box shares with the host, in words (``/v1/info``).
 SHARED_KERNEL = ("boxes share the host's kernel: they are kept apart by namespaces, a"

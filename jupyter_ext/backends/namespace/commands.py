@@ -58,12 +58,6 @@ CREATE_SCRIPT = 'mkdir -p -- "$1/upper" "$1/work" && chown -R 0:0 "$1" && chmod 
 #: The box's resolver with a network of its own: slirp4netns's DNS forwarder.
 RESOLV_CONF = b"nameserver 10.0.2.3\n"
 
-EXEC_DEFAULT_ENV = {
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "HOME": "/root",
-}
-
-
 def hidden_in(volumes: Sequence[tuple[str, str, bool]], host_paths: Sequence[str],
               secrets: Sequence[str]) -> list[str]:
     """Where in the box ``secrets`` (host folders: the server's state) would show through
@@ -112,8 +106,3 @@ def start_command(
     script = [tool("sh"), "-c", START_SCRIPT, "start", layer, rootfs, "1" if spec.network else "0",
               *(source for source, _, _ in volumes), "--"]
     return [*userns.sandbox(slot), *script, *bwrap_args(spec, volumes, fds, hidden)]
-
-
-def exec_env(hostname: str, env: dict[str, str]) -> dict[str, str]:
-    """The exact environment of a command in the box: defaults, then ``env``."""
-    return {**EXEC_DEFAULT_ENV, "HOSTNAME": hostname, **env}
