@@ -16,6 +16,7 @@ import signal
 import socket
 from collections.abc import Mapping, Sequence
 
+from ...core.boxlog import escape
 from ...core.errors import BoxRunError
 from .fdio import fd_ready
 
@@ -49,9 +50,8 @@ def encode_request(cmd: Sequence[str], env: Mapping[str, str], workdir: str, tty
 
 
 def _printable(data: bytes) -> str:
-    """A box's text, safe to show: decoded, control characters escaped, bounded."""
-    text = data[:MAX_REPLY].decode(errors="replace")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """A box's text, safe to show: decoded, bounded, escaped as in the server log."""
+    return escape(data[:MAX_REPLY].decode(errors="replace"))
 
 
 class Job:
