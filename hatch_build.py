@@ -1,4 +1,4 @@
-"""Build hook: compile ``boxrun-init`` (the namespace box's first process) into the wheel."""
+"""Build hook: compile the boxes' first processes (``boxrun-init``, ``boxrun-gvinit``) into the wheel."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ BUILD = Path(__file__).parent / "jupyter_ext/backends/namespace/init/build.py"
 
 
 class CustomBuildHook(BuildHookInterface):
-    """Builds the static ``boxrun-init`` binary; the wheel is then platform-specific."""
+    """Builds the static init binaries; the wheel is then platform-specific."""
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         spec = importlib.util.spec_from_file_location("boxrun_init_build", BUILD)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        binary = module.build()
-        build_data["artifacts"].append(str(binary.relative_to(Path(__file__).parent)))
+        for target in module.TARGETS:
+            binary = module.build(target)
+            build_data["artifacts"].append(str(binary.relative_to(Path(__file__).parent)))
         build_data["pure_python"] = False
         build_data["infer_tag"] = True

@@ -88,9 +88,10 @@ class BoxRunClient:
     async def start_box(self, box_id: str) -> dict[str, Any]:
         return await self.call("POST", f"/v1/boxes/{box_id}:start", timeout=SLOW_TIMEOUT)
 
-    async def remove_box(self, box_id: str) -> None:
+    async def remove_box(self, box_id: str, timeout: httpx.Timeout = REMOVE_TIMEOUT) -> None:
+        """Remove a box, running or not (short ``timeout``: a kernel shutting down)."""
         await self.call("DELETE", f"/v1/boxes/{box_id}", params={"force": "true"},
-                        timeout=REMOVE_TIMEOUT)
+                        timeout=timeout)
 
     async def start_session(self, box_id: str, cwd: str | None) -> dict[str, Any]:
         """A new interpreter in the box, ready (``idle``) when this returns."""

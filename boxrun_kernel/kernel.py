@@ -14,11 +14,11 @@ from ipykernel.kernelbase import Kernel
 from traitlets import Bool, Enum, Float, Integer, Unicode, default
 
 from . import __version__, boxspec, prestart
-from .client import ApiError, BoxRunClient, BoxUnavailable
+from .client import TIMEOUT, ApiError, BoxRunClient, BoxUnavailable
 from .host import Host, MisplacedMagic, split_cell
 from .magics.usage import usage_reply
 from .outputs import WidgetGuard, confine_message, confine_reply
-from .session import BoxSession, Request, open_session, running_box
+from .session import RECONNECT_FOR, BoxSession, Request, open_session, running_box
 
 T = TypeVar("T")
 
@@ -43,6 +43,9 @@ class BoxRunKernel(Kernel):
     implementation_version = __version__
     banner = "Python in a BoxRun box"
     language_info = {"name": "python", "mimetype": "text/x-python", "file_extension": ".py"}
+    #: ipykernel sleeps this long before each execute_reply, for output to reach clients
+    #: first; a box's output has: the reply is sent after the box's ``idle``.
+    _execute_sleep = Float(0.0).tag(config=True)
 
     server_url = Unicode(help="URL of a BoxRun server over TCP (http://:TOKEN@host:port); "
                               "empty: use socket_path ($BOXRUN_URL)").tag(config=True)
@@ -63,6 +66,10 @@ class BoxRunKernel(Kernel):
     keep_box = Bool(False, help="Keep the box (its files and installed packages) when the "
                     "kernel shuts down").tag(config=True)
     boot_wait = Float(INFO_WAIT, help="Seconds kernel_info waits for the box").tag(config=True)
+    reconnect_seconds = Float(RECONNECT_FOR, help="Seconds the kernel tries to reach the BoxRun "
+                              "server again after it went away (a restart: the interpreter "
+                              "runs on in its box); cells sent meanwhile wait, then fail"
+                              ).tag(config=True)
     cell_usage = Bool(True, help="Pass on each cell's wall time and the box's peak memory and "
                       "cpu time, from the server, in its execute_reply metadata (boxrun_usage), "
                       "which the lab extension saves in the cell's metadata").tag(config=True)
@@ -91,8 +98,15 @@ class BoxRunKernel(Kernel):
         self._cell_usage: tuple[str, dict[str, Any]] | None = None  # (msg_id, usage)
         self._id = ""
         self._target: str | None = None  # the box `%boxrun use` chose; None: the kernel's own
+        # a box and the session `%boxrun use NAME --attach SID` attached there, for the next boot
+        self._attached: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._opened = False  # whether a box was opened: later, a missing box is not made
         self._cells: dict[str, BoxSession] = {}  # interpreters of `%%boxrun NAME` cells
+        # Added to the box interpreter's execution counts, so that they go on across a
+        # restore (whose interpreter counts from the snapshot, or from 1); the next
+        # execute_input after a restore sets it.
+        self._count_offset = 0
+        self._renumber = False
         self._host = Host(self._show, self._current_box)
         self._deliveries: set[asyncio.Future[None]] = set()  # comm messages on their way
         self._last_delivery: asyncio.Future[None] | None = None  # they go in order
@@ -136,10 +150,16 @@ class BoxRunKernel(Kernel):
 
     def _drop_dead_session(self) -> None:
         """After a cell was told its interpreter is gone: the next one opens the box again."""
-        boot = self._boot
-        if (boot is not None and boot.done() and not boot.cancelled()
-                and boot.exception() is None and boot.result().dead):
+        booted = self._booted()
+        if booted is not None and booted.dead:
             self._boot = None
+
+    def _booted(self) -> BoxSession | None:
+        """The session the box was opened with, once it was (dead or alive)."""
+        boot = self._boot
+        if boot is None or not boot.done() or boot.cancelled() or boot.exception() is not None:
+            return None
+        return boot.result()
 
     async def _cell_session(self, name: str) -> BoxSession:
         """The interpreter of ``%%boxrun NAME`` cells in box ``name``."""
@@ -147,21 +167,24 @@ class BoxRunKernel(Kernel):
         if session is None or session.dead:
             assert self._client is not None
             session = await open_session(self._client, await running_box(self._client, name),
-                                         None, self._relay, self._ask_input, self.log)
+                                         None, self._relay, self._ask_input, self.log,
+                                         self.reconnect_seconds)
             self._cells[name] = session
         return session
 
     async def _open_box(self, client: BoxRunClient) -> BoxSession:
         started = time.monotonic()
-        early = await self._early_box(client)
+        attached, self._attached = self._attached, None
+        early = attached or await self._early_box(client)
         if early is not None:
             box, record = early
             session = BoxSession(client, box, record["id"], self._relay, self._ask_input,
-                                 self.log)
+                                 self.log, self.reconnect_seconds)
         else:
             box = await self._get_box(client)
             session = await open_session(client, box, boxspec.session_cwd(box, os.getcwd()),
-                                         self._relay, self._ask_input, self.log)
+                                         self._relay, self._ask_input, self.log,
+                                         self.reconnect_seconds)
         self._opened = True
         info = await session.request("shell", "kernel_info_request", {}) or {}
         self.language_info = info.get("language_info") or self.language_info
@@ -188,8 +211,8 @@ class BoxRunKernel(Kernel):
             return box, record
         with contextlib.suppress(BoxUnavailable):  # configured otherwise after all
             await client.close_session(box["id"], record["id"])
-            if created:
-                await client.remove_box(box["id"])
+            if created:  # gone before the kernel makes its own box of the same name
+                await client.remove_box(box["id"], timeout=TIMEOUT)
         return None
 
     def _own_box(self) -> str:
@@ -247,6 +270,10 @@ class BoxRunKernel(Kernel):
         """Re-send an iopub message of the box to the frontend, under its request (its
         active output confined and its widgets' HTML sanitized, unless ``trusted_output``)."""
         assert self.session is not None
+        if isinstance(count := content.get("execution_count"), int):
+            if msg_type == "execute_input" and self._renumber:
+                self._count_offset, self._renumber = self.execution_count - count, False
+            content = {**content, "execution_count": count + self._count_offset}
         if not self.trusted_output:
             content = self._widgets.message(msg_type, confine_message(msg_type, content))
         self.session.send(self.iopub_socket, msg_type, content, parent=parent,
@@ -320,6 +347,8 @@ class BoxRunKernel(Kernel):
                          "user_expressions": {}, "payload": []}
             else:
                 self._publish_error(reply)
+        if isinstance(count := reply.get("execution_count"), int):
+            reply = {**reply, "execution_count": count + self._count_offset}
         self.execution_count = reply.setdefault("execution_count", self.execution_count)
         return reply
 
@@ -340,13 +369,47 @@ class BoxRunKernel(Kernel):
                            {"data": data, "metadata": metadata, "transient": {}},
                            ident=self._topic("display_data"))
 
-    def use_box(self, name: str) -> None:
+    def use_box(self, name: str,
+                attached: tuple[dict[str, Any], dict[str, Any]] | None = None) -> None:
         """Run the next cells in box ``name`` (``%boxrun use``, the monitor's "use" button):
-        the interpreter moves there, and the one in the previous box ends."""
+        the interpreter moves there (to session ``attached`` of the box, else a new one),
+        and the one in the previous box ends."""
         self._target = None if name == self._own_box() else name
+        self._attached = attached
         self._host.moved(name)
         old, self._boot = self._boot, None
         if old is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._retire(old)))
+
+    def _live_session(self) -> BoxSession | None:
+        """The interpreter session cells run in, if it is open and alive."""
+        booted = self._booted()
+        return None if booted is None or booted.dead else booted
+
+    def in_box(self, name: str) -> bool:
+        """Whether cells run in box ``name`` on a live interpreter (``%boxrun use``)."""
+        return name == self._current_box() and self._live_session() is not None
+
+    def session_in(self, name: str) -> str | None:
+        """The id of this kernel's live interpreter session in box ``name`` (``%boxrun
+        fork`` names it: a fork of a memory snapshot carries that interpreter)."""
+        session = self._live_session() if name == self._current_box() else self._cells.get(name)
+        return session.sid if session is not None and not session.dead else None
+
+    def box_restored(self, name: str, memory: bool) -> None:
+        """Box ``name`` was restored to a snapshot (``%boxrun restore``). With ``memory``
+        its interpreter goes on from the snapshot and the session re-attaches to it; else
+        the interpreter was restarted, and the next cell opens a new one. Either way the
+        execution count goes on."""
+        if name == self._current_box():
+            self._renumber = True
+        if memory or self._loop is None:
+            return
+        cell = self._cells.pop(name, None)
+        if cell is not None:
+            self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(cell.close()))
+        if name == self._current_box() and self._boot is not None:
+            old, self._boot = self._boot, None
             self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._retire(old)))
 
     @staticmethod

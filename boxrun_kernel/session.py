@@ -7,6 +7,7 @@ import base64
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -20,8 +21,13 @@ from .client import ApiError, BoxRunClient, BoxUnavailable
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
-#: Reconnections of a broken channel before the session counts as lost.
-RECONNECTS = 3
+#: Seconds the channel is tried again after it broke (the server restarting) before the
+#: session counts as lost; the pause between tries grows to :data:`RETRY_PAUSE`.
+RECONNECT_FOR = 60.0
+RETRY_PAUSE = 2.0
+#: After the channel came back, how long a request sent before waits for a first sign that
+#: the box got it; then it fails (lost with the server that went away).
+UNHEARD = 10.0
 #: How many request parents to remember for late output (threads, widgets).
 PARENTS = 512
 #: After a reply, how long to wait for the interpreter's ``idle`` (its last output).
@@ -42,16 +48,21 @@ class Request:
     reply: asyncio.Future[dict[str, Any]] = field(default_factory=asyncio.Future)
     metadata: dict[str, Any] = field(default_factory=dict)  # of the reply
     idle: asyncio.Future[None] = field(default_factory=asyncio.Future)
+    heard: bool = False  # whether any message of the box answered it
 
 
 class BoxSession:
     """Talks to session ``sid`` of ``box`` over its WebSocket channel; ``relay`` re-sends
-    iopub messages to the frontend."""
+    iopub messages to the frontend. A broken channel is opened again for ``reconnect_for``
+    seconds (the server restarting: the session's interpreter runs on in the box), resuming
+    after the last event seen."""
 
     def __init__(self, client: BoxRunClient, box: dict[str, Any], sid: str, relay: Relay,
-                 ask_input: AskInput, log: logging.Logger) -> None:
+                 ask_input: AskInput, log: logging.Logger,
+                 reconnect_for: float = RECONNECT_FOR) -> None:
         self.client, self.box, self.sid = client, box, sid
         self.relay, self.ask_input, self.log = relay, ask_input, log
+        self.reconnect_for = reconnect_for
         self.dead: str | None = None
         self.sends_status = False
         self.pending: dict[str, Request] = {}
@@ -99,18 +110,24 @@ class BoxSession:
     async def _read_events(self) -> None:
         """Dispatch events until the session dies, reconnecting a broken channel."""
         last = -1
-        failures = 0
+        broken: float | None = None  # since when the channel is down
+        tries = 0
         try:
             while not self.dead:
                 try:
                     self._channel = await self.client.channel(self.box["id"], self.sid, last)
+                    if broken is not None:
+                        self.log.info("the BoxRun server's channel is back after %.1f s",
+                                      time.monotonic() - broken)
+                        self._spawn(self._fail_unheard())
+                    broken, tries = None, 0
                     self._connected.set()
                     async for frame in self._channel:
                         data = json.loads(frame)
                         if data.get("type") == "error":
                             self._refused(data)
                             continue
-                        last, failures = data.get("seq", last), 0
+                        last = data.get("seq", last)
                         self._dispatch(data.get("channel", ""), data)
                     problem = "the session's channel closed"
                 except ApiError as exc:
@@ -121,14 +138,27 @@ class BoxSession:
                 finally:
                     self._connected.clear()
                     self._channel = None
-                failures += 1
-                if failures > RECONNECTS:
-                    await self._lost(problem)
+                broken = broken or time.monotonic()
+                if time.monotonic() - broken > self.reconnect_for:
+                    await self._lost(f"the BoxRun server at {self.client.where} did not come "
+                                     f"back within {self.reconnect_for:.0f} s ({problem})")
                     return
-                await asyncio.sleep(0.2 * failures)
+                tries += 1
+                await asyncio.sleep(min(RETRY_PAUSE, 0.1 * tries))
         except Exception as exc:  # a bug here must not leave cells waiting forever
             self.log.exception("reading the session's events failed")
             self._die(f"reading the box's events failed: {exc!r}")
+
+    async def _fail_unheard(self) -> None:
+        """Requests sent before the channel broke that the box never answered were lost
+        with the server that went away: they fail after :data:`UNHEARD` s without a word."""
+        waiting = [req for req in self.pending.values() if not req.heard]
+        await asyncio.sleep(UNHEARD)
+        for req in waiting:
+            if not req.heard and not req.reply.done():
+                req.reply.set_exception(BoxUnavailable(
+                    "the request was lost while the BoxRun server restarted; send it again"))
+                _resolve(req.idle, None)
 
     def _refused(self, error: dict[str, Any]) -> None:
         """The server refused a message: its request fails with the server's words."""
@@ -146,6 +176,8 @@ class BoxSession:
                 self._die(describe_death(self.box, content))
             return
         req = self.parents.get(data.get("parent_msg_id") or "")
+        if req is not None:
+            req.heard = True
         channel = data.get("channel", event)
         if channel == "iopub" and msg_type == "status":
             self.sends_status = True
@@ -241,10 +273,11 @@ async def running_box(client: BoxRunClient, name: str) -> dict[str, Any]:
 
 
 async def open_session(client: BoxRunClient, box: dict[str, Any], cwd: str | None,
-                       relay: Relay, ask_input: AskInput, log: logging.Logger) -> BoxSession:
+                       relay: Relay, ask_input: AskInput, log: logging.Logger,
+                       reconnect_for: float = RECONNECT_FOR) -> BoxSession:
     """A new interpreter session in the running ``box``, started in ``cwd``."""
     record = await client.start_session(box["id"], cwd)
-    return BoxSession(client, box, record["id"], relay, ask_input, log)
+    return BoxSession(client, box, record["id"], relay, ask_input, log, reconnect_for)
 
 
 def describe_death(box: dict[str, Any], session: dict[str, Any]) -> str:

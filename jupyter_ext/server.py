@@ -11,21 +11,23 @@ from typing import Any
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_unix_socket
 from tornado.web import Application
-from traitlets import Enum, Float, Instance, Int, List, Type, Unicode, default
+from traitlets import Bool, Enum, Float, Instance, Int, List, Type, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .backends.base import Backend
-from .backends.select import CHOICES, probe_later, select_backend
+from .backends.select import CHOICES, choose, probe_later
 from .core.errors import BoxRunError
 from .core.manager import BoxManager
 from .core.quota import DEFAULT_MAX_OUTPUT
-from .core.resources import Ledger, free_disk_gb
+from .core.resources import Ledger, filesystem_gb
+from .core.snapshots import DEFAULT_MAX_SNAPSHOT_BYTES, SnapshotManager
 from .core.volumes import VolumePolicy, default_roots
 from .images.store import ImageStore
 from .sessions.link import DEFAULT_MAX_MESSAGE
 from .sessions.manager import SessionManager
 from .store.db import Store
 from .store.sessions import SessionStore
+from .store.snapshots import SnapshotStore
 
 
 def _env_ceiling(log: Any, name: str, fallback: int) -> int:
@@ -95,8 +97,10 @@ class BoxRunServer(LoggingConfigurable):
     max_memory_mb = Int(help="Ceiling on the memory (MB) reserved by running boxes. "
                         "Default: $BOXRUN_MAX_MEMORY_MB or the host's memory.").tag(config=True)
     max_disk_gb = Int(help="Ceiling on one box's disk_size_gb; a create asking for more is "
-                      "refused (422). Default: $BOXRUN_MAX_DISK_GB or the GiB free on the "
-                      "state dir's filesystem when the server starts.").tag(config=True)
+                      "refused (422), and one asking for none gets the least of 8 and this. "
+                      "Default: $BOXRUN_MAX_DISK_GB or the size (GiB) of the state dir's "
+                      "filesystem (box disks are sparse: ceilings, not reservations)."
+                      ).tag(config=True)
     volume_roots = List(Unicode(), help="Host folders (with everything inside them) that boxes "
                         "may mount as volumes; anything else is refused (422), and so are /, "
                         "/proc, /sys, /dev, /etc, /boot, /run, the state dir and the image "
@@ -110,18 +114,28 @@ class BoxRunServer(LoggingConfigurable):
                            "stream says `truncated` and keeps nothing more (live subscribers "
                            "still see it). Default: $BOXRUN_MAX_OUTPUT_BYTES or 64 MiB."
                            ).tag(config=True)
+    max_snapshot_bytes = Int(min=0, help="Bytes on disk all snapshots (under <state_dir>/"
+                             "snapshots) may take together; a snapshot past it is refused "
+                             "(422). Default: $BOXRUN_MAX_SNAPSHOT_BYTES or 32 GiB."
+                             ).tag(config=True)
     max_message_bytes = Int(min=1, help="Longest message relayed from a session's interpreter; a "
                             "longer one is dropped and an error output says so. Default: "
                             "$BOXRUN_MAX_MESSAGE_BYTES or 8 MiB.").tag(config=True)
     backend = Enum(CHOICES, help="The sandbox backend: 'boxlite' (micro-VMs), 'gvisor' "
-                   "(runsc user-space kernel), 'namespace' (bubblewrap sandbox) or 'auto' (micro-VMs where they are known to boot, "
-                   "else the namespace sandbox). Default: $BOXRUN_BACKEND or auto."
-                   ).tag(config=True)
+                   "(runsc user-space kernel), 'namespace' (bubblewrap sandbox) or 'auto' "
+                   "(micro-VMs where they are known to boot, else gVisor where a probe "
+                   "sandbox runs, else the namespace sandbox). Default: $BOXRUN_BACKEND or "
+                   "auto.").tag(config=True)
     backend_class = Type(
         default_value=None, allow_none=True, klass="jupyter_ext.backends.base.Backend",
         help="A custom sandbox backend (a subclass of jupyter_ext.backends.base.Backend); "
              "overrides `backend` when set.",
     ).tag(config=True)
+    stop_boxes_on_exit = Bool(help="Stop every running box when the server stops. By default "
+                              "boxes outlive the server (a restart, an upgrade, a crash) and "
+                              "the next server on the state dir adopts them; commands running "
+                              "when it stops end. Default: $BOXRUN_STOP_BOXES (1: stop) or "
+                              "False.").tag(config=True)
     manager = Instance(BoxManager, allow_none=True)
     sessions = Instance(SessionManager, allow_none=True)
 
@@ -145,13 +159,17 @@ class BoxRunServer(LoggingConfigurable):
     def _backend(self) -> str:
         return os.environ.get("BOXRUN_BACKEND") or "auto"
 
+    @default("stop_boxes_on_exit")
+    def _stop_boxes_on_exit(self) -> bool:
+        return os.environ.get("BOXRUN_STOP_BOXES", "") not in ("", "0")
+
     @default("sse_keepalive")
     def _sse_keepalive(self) -> float:
         return float(os.environ.get("BOXRUN_SSE_KEEPALIVE", "15"))
 
     @default("max_disk_gb")
     def _max_disk_gb(self) -> int:
-        return _env_ceiling(self.log, "BOXRUN_MAX_DISK_GB", free_disk_gb(self.state_dir))
+        return _env_ceiling(self.log, "BOXRUN_MAX_DISK_GB", filesystem_gb(self.state_dir))
 
     @default("volume_roots")
     def _volume_roots(self) -> list[str]:
@@ -160,6 +178,10 @@ class BoxRunServer(LoggingConfigurable):
     @default("max_output_bytes")
     def _max_output_bytes(self) -> int:
         return _env_ceiling(self.log, "BOXRUN_MAX_OUTPUT_BYTES", DEFAULT_MAX_OUTPUT)
+
+    @default("max_snapshot_bytes")
+    def _max_snapshot_bytes(self) -> int:
+        return _env_ceiling(self.log, "BOXRUN_MAX_SNAPSHOT_BYTES", DEFAULT_MAX_SNAPSHOT_BYTES)
 
     @default("max_message_bytes")
     def _max_message_bytes(self) -> int:
@@ -201,20 +223,26 @@ class BoxRunServer(LoggingConfigurable):
             self._store = Store(Path(self.db_path))
             await self._store.open()
             images = ImageStore(Path(self.images_dir))
-            selection = select_backend(self.backend, state, images, self.backend_class)
+            selection = await choose(self.backend, state, images, self.backend_class)
             self.log.debug("BoxRun backend: %s (%s)", selection.backend_class.__name__,
                            selection.reason)
             backend: Backend = selection.backend_class(state_dir=state, images=images)
             ledger = Ledger(self.max_cpu, self.max_memory_mb, self.cpu_overcommit,
-                            self.max_disk_gb)
+                            self.max_disk_gb, disk_path=state)
             volumes = VolumePolicy.make(self.volume_roots, state, self.images_dir)
             self.manager = BoxManager(self._store, backend, images, ledger, volumes,
                                       self.sse_keepalive, self.max_output_bytes)
             self.manager.backend_reason = selection.reason
             await self.manager.open()
+            self.manager.snapshots = SnapshotManager(
+                self.manager, SnapshotStore(self._store), state / "snapshots",
+                self.max_snapshot_bytes)
+            await self.manager.snapshots.open()
             self.sessions = SessionManager(self.manager, SessionStore(self._store),
                                            self.max_message_bytes)
             await self.sessions.open()
+            self.manager.snapshots.prepare_hooks.append(self.sessions.snapshot_ready)
+            self.manager.snapshots.restore_hooks.append(self.sessions.restore_ready)
             if socket_app is not None and self.socket_path:
                 sock = bind_unix_socket(self.socket_path, mode=0o600)
                 self._http = HTTPServer(socket_app, max_body_size=1 << 30)
@@ -230,7 +258,8 @@ class BoxRunServer(LoggingConfigurable):
         return self.manager
 
     async def stop(self) -> None:
-        """Stop serving, stop every box, close the store, release the state dir."""
+        """Stop serving, let go of the boxes (stop them with `stop_boxes_on_exit`),
+        close the store, release the state dir."""
         if self._probe is not None:
             self._probe.cancel()
             await asyncio.gather(self._probe, return_exceptions=True)
@@ -244,7 +273,7 @@ class BoxRunServer(LoggingConfigurable):
             await self.sessions.close()
             self.sessions = None
         if self.manager is not None:
-            await self.manager.close()
+            await self.manager.close(self.stop_boxes_on_exit)
             self.manager = None
         if self._store is not None:
             await self._store.close()

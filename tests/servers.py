@@ -12,6 +12,15 @@ from pathlib import Path
 
 import httpx
 
+#: The backends the API contract, kernel and hostile-box suites each run on in full.
+BACKENDS = ("namespace", "gvisor")
+
+
+def default_backend() -> str:
+    """The backend of servers whose test does not choose one: ``$BOXRUN_TEST_BACKEND``,
+    else the namespace sandbox (not ``auto``: it would probe in every test server)."""
+    return os.environ.get("BOXRUN_TEST_BACKEND", "namespace")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -20,19 +29,19 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``boxrun serve`` on ``state_dir``'s socket and on a loopback port with ``token``."""
+    """``boxrun serve`` on ``state_dir``'s socket and on a loopback port with ``token``,
+    on ``backend`` (default: :func:`default_backend`)."""
 
     def __init__(self, state_dir: Path, images_dir: Path, token: str = "test-token",
-                 env: dict[str, str] | None = None, port: int | None = None) -> None:
+                 env: dict[str, str] | None = None, port: int | None = None,
+                 backend: str | None = None) -> None:
         self.state_dir = state_dir
         self.images_dir = images_dir
         self.token = token
         self.port = port or free_port()
-        # namespace (or $BOXRUN_TEST_BACKEND), not auto: auto would boot a probe micro-VM
-        # in every test server
-        backend = os.environ.get("BOXRUN_TEST_BACKEND", "namespace")
-        self.env = {**os.environ, "BOXRUN_IMAGES_DIR": str(images_dir), "BOXRUN_BACKEND": backend,
-                    "BOXRUN_SSE_KEEPALIVE": "1", **(env or {})}
+        self.backend = backend or default_backend()
+        self.env = {**os.environ, "BOXRUN_IMAGES_DIR": str(images_dir),
+                    "BOXRUN_BACKEND": self.backend, "BOXRUN_SSE_KEEPALIVE": "1", **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self.log = state_dir.parent / f"{state_dir.name}-server.log"
 

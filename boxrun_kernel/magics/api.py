@@ -39,6 +39,28 @@ class Server:
         await self.client.call("DELETE", f"/v1/boxes/{name}",
                                params={"force": "true"} if force else {}, timeout=SLOW_TIMEOUT)
 
+    async def snapshot(self, name: str, snapshot: str) -> dict[str, Any]:
+        return await self.client.call("POST", f"/v1/boxes/{name}/snapshots",
+                                      json={"name": snapshot}, timeout=SLOW_TIMEOUT)
+
+    async def restore(self, name: str, snapshot: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Restore box ``name`` to its snapshot; the snapshot and the box after it."""
+        snap = await self.get(f"/v1/boxes/{name}/snapshots/{snapshot}")
+        box = await self.client.call("POST", f"/v1/boxes/{name}/snapshots/{snap['id']}:restore",
+                                     timeout=SLOW_TIMEOUT)
+        return snap, box
+
+    async def fork(self, name: str, snapshot: str, new: str | None
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A new box from snapshot ``snapshot`` of box ``name``; the snapshot and the box."""
+        snap = await self.get(f"/v1/boxes/{name}/snapshots/{snapshot}")
+        return snap, await self.create({"snapshot": snap["id"], **({"name": new} if new else {})})
+
+    async def attach(self, name: str, session: str) -> dict[str, Any]:
+        """A session of box ``name`` on the interpreter of ``session`` the box carries."""
+        return await self.client.call("POST", f"/v1/boxes/{name}/sessions",
+                                      json={"attach": session}, timeout=SLOW_TIMEOUT)
+
     async def start_exec(self, name: str, cmd: list[str]) -> dict[str, Any]:
         return await self.client.call("POST", f"/v1/boxes/{name}/exec", json={"cmd": cmd})
 

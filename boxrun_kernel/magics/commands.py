@@ -180,14 +180,68 @@ class Commands:
     def do_monitor(self, args: argparse.Namespace) -> None:
         self.display(BoxMonitor())
 
-    def do_use(self, args: argparse.Namespace) -> None:
-        box = runner().run(self.server.box(args.name))
-        self.current = box["name"]
-        hook = kernel_hook()
+    def do_snapshot(self, args: argparse.Namespace) -> None:
+        name = self.box(args.name)
+        snap = runner().run(self.server.snapshot(name, args.snapshot))
+        print(f"snapshot {snap['name']} of box {name}: {_size(snap['size_bytes'])}, "
+              + ("processes and memory included" if snap["memory"] else "its disk only"))
+
+    def do_snapshots(self, args: argparse.Namespace) -> None:
+        name = self.box(args.name)
+        snaps = runner().run(self.server.get(f"/v1/boxes/{name}/snapshots"))
+        rows = [[s["name"], "yes" if s["memory"] else "disk only", _size(s["size_bytes"]),
+                 s["created_at"], s["id"]] for s in snaps]
+        print(text_table(["NAME", "MEMORY", "SIZE", "CREATED", "ID"], rows)
+              if rows else f"box {name} has no snapshots")
+
+    def do_restore(self, args: argparse.Namespace) -> None:
+        name = self.box(args.name)
+        snap, box = runner().run(self.server.restore(name, args.snapshot))
+        hook = kernel_hook("box_restored")
         if hook is not None:
-            hook(box["name"])
+            hook(box["name"] or box["id"], snap["memory"])
+        if snap["memory"]:
+            print(f"box {name} is back at snapshot {snap['name']}: its processes go on from "
+                  "there (the interpreter too, with its variables)")
+            return
+        self.cells.close(name)
+        print(f"box {name} is back at snapshot {snap['name']}, its disk only: its processes "
+              "were restarted, so the interpreter was restarted and its variables are gone",
+              file=sys.stderr)
+
+    def do_fork(self, args: argparse.Namespace) -> None:
+        name = self.box(args.name)
+        snap, box = runner().run(self.server.fork(name, args.snapshot, args.new))
+        # the interpreter of this kernel in the box, which a memory fork carries on
+        session_in = kernel_hook("session_in") if snap["memory"] else None
+        sid = session_in(name) if session_in is not None else None
+        print(f"box {box['name']} ({box['id']}) is a fork of snapshot {args.snapshot} of box "
+              f"{name}, {box['status']}; %boxrun use {box['name']}"
+              + (f" --attach {sid} runs the next cells there, on this interpreter's copy"
+                 if sid else " runs the next cells there"))
+
+    def do_use(self, args: argparse.Namespace) -> None:
+        hook = kernel_hook()
+        if args.attach and hook is None:
+            raise UsageError("%boxrun use: error: --attach needs the BoxRun kernel")
+        box = runner().run(self.server.box(args.name))
+        in_box = kernel_hook("in_box")
+        if in_box is not None and in_box(box["name"]):
+            print(f"box {box['name']} is the current box already; the next cells run there, "
+                  "on the same interpreter")
+            return
+        session = runner().run(self.server.attach(box["id"], args.attach)) if args.attach else None
+        self.current = box["name"]
+        if hook is not None:
+            hook(box["name"], *([(box, session)] if session else []))
         print(f"box {box['name']} is the current box"
-              + ("; the next cells run there" if hook else " of %%boxrun and %boxrun"))
+              + ("; the next cells run there" if hook else " of %%boxrun and %boxrun")
+              + (f", on the interpreter of session {args.attach} (its variables are there)"
+                 if session else ""))
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 @contextlib.contextmanager

@@ -96,9 +96,23 @@ def build_parser() -> Parser:
     build.add_argument("image", metavar="IMAGE", help="debian or python")
     build.add_argument("--force", action="store_true", help="rebuild an image already built")
     add("monitor", "a live widget of every box, with buttons and a create form")
+    snap = add("snapshot", "snapshot the current box (-b: another) as NAME; it goes on")
+    snap.add_argument("snapshot", metavar="NAME", help="the snapshot's name")
+    _box(snap, positional=False)
+    _box(add("snapshots", "list the snapshots of a box"))
+    restore = add("restore", "put the box back in the state of its snapshot NAME")
+    restore.add_argument("snapshot", metavar="NAME")
+    _box(restore, positional=False)
+    fork = add("fork", "a new box from snapshot NAME of the current box (-b: another)")
+    fork.add_argument("snapshot", metavar="NAME")
+    fork.add_argument("--name", dest="new", metavar="NEW", help="the new box's name")
+    _box(fork, positional=False)
     use = add("use", "make NAME the current box (in the BoxRun kernel: the "
                                      "next cells run there)")
     use.add_argument("name", metavar="NAME")
+    use.add_argument("--attach", metavar="SESSION",
+                     help="go on with the interpreter of SESSION that NAME, a fork of a memory "
+                          "snapshot, carries (its variables are there)")
     return top
 
 

@@ -90,9 +90,10 @@ def shutdown() -> None:
             _runner = None
 
 
-def kernel_hook() -> Callable[[str], Any] | None:
-    """``use_box(name)`` of the running kernel where it has one (the BoxRun kernel: its next
-    cells run in box ``name``), else None."""
+def kernel_hook(name: str = "use_box") -> Callable[..., Any] | None:
+    """Method ``name`` of the running kernel where it has one (the BoxRun kernel's
+    ``use_box(box)``: its next cells run in ``box``; ``box_restored(box, memory)``), else
+    None."""
     from ipykernel.kernelbase import Kernel
 
-    return getattr(Kernel.instance(), "use_box", None) if Kernel.initialized() else None
+    return getattr(Kernel.instance(), name, None) if Kernel.initialized() else None

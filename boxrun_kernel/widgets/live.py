@@ -11,7 +11,7 @@ import ipywidgets as w
 from ..client import BoxUnavailable
 from ..magics.api import explain
 from ..magics.runner import kernel_hook, runner
-from .render import TextSummary, isolation
+from .render import TextSummary, backend_reason, isolation
 from .row import BoxRow
 from .watch import Watcher
 
@@ -64,7 +64,9 @@ class LiveBoxes(TextSummary, w.VBox):
                 f"{html.escape(isolation(info))} · memory {info.get('used_memory_mb')} of "
                 f"{info.get('max_memory_mb')} MiB reserved · cpu {info.get('used_cpu')} "
                 f"committed of {info.get('max_committed_cpu', info.get('max_cpu'))} "
-                f"({info.get('max_cpu')} cores)</small></div>")
+                f"({info.get('max_cpu')} cores)"
+                + (f"<br>{html.escape(backend_reason(info))}" if backend_reason(info) else "")
+                + "</small></div>")
 
     def show_box(self, box: dict[str, Any]) -> None:
         row = self.rows.get(box["id"])
@@ -127,7 +129,8 @@ class LiveBoxes(TextSummary, w.VBox):
                            f"{html.escape(message)}</pre>"
 
     def summary(self) -> str:
-        lines = [f"BoxRun at {self.server.client.where} · isolation: {isolation(self.info)}"]
+        lines = [f"BoxRun at {self.server.client.where} · isolation: {isolation(self.info)}",
+                 *([backend_reason(self.info)] if backend_reason(self.info) else [])]
         lines += [row.summary() for row in self.rows.values()] or ["(no boxes)"]
         return "\n".join(lines + ([f"error: {self.text_error}"] if self.text_error else []))
 

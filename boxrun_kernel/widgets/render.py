@@ -12,6 +12,7 @@ COLOURS = {"running": "#2e7d32", "succeeded": "#2e7d32", "idle": "#2e7d32",
            "stopped": "#757575", "canceled": "#757575", "removed": "#757575",
            "failed": "#c62828", "dead": "#c62828"}
 ISOLATION = {"vm": "micro-VM (hardware virtualisation)",
+             "gvisor": "gVisor user-space kernel",
              "namespace": "namespace sandbox (shared kernel)"}
 
 
@@ -26,6 +27,11 @@ def isolation(info: dict[str, Any]) -> str:
     """The server's isolation level in words, from ``/v1/info``."""
     level = info.get("isolation") or "unknown"
     return f"{ISOLATION.get(level, level)}, {info.get('backend', '?')} backend"
+
+
+def backend_reason(info: dict[str, Any]) -> str:
+    """Why the server runs its backend (for ``auto``: why no stronger one), or ""."""
+    return str(info.get("backend_reason") or "")
 
 
 def middle(text: str, limit: int = 30) -> str:

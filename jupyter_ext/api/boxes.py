@@ -24,12 +24,16 @@ class BoxesHandler(BoxRunHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        box = await self.manager.create_box(BoxRequest.parse(self.json_body()))
+        body = self.json_body()
+        if body.get("snapshot") is not None and self.manager.snapshots is not None:
+            body = self.manager.snapshots.fork_body(body)
+        box = await self.manager.create_box(BoxRequest.parse(body))
         self.reply(box.to_json(), 201)
 
 
 class BoxHandler(BoxRunHandler):
-    """``GET`` one box by id or name, ``DELETE`` it (``?force=true``)."""
+    """``GET`` one box by id or name, ``DELETE`` it (``?force=true``,
+    ``?keep_snapshots=true``)."""
 
     @web.authenticated
     @authorized
@@ -39,8 +43,9 @@ class BoxHandler(BoxRunHandler):
     @web.authenticated
     @authorized
     async def delete(self, box_id: str) -> None:
-        force = self.get_query_argument("force", "false").lower() in ("true", "1", "yes")
-        await self.manager.remove_box(box_id, force=force)
+        force, keep = (self.get_query_argument(name, "false").lower() in ("true", "1", "yes")
+                       for name in ("force", "keep_snapshots"))
+        await self.manager.remove_box(box_id, force=force, keep_snapshots=keep)
         self.reply({"ok": True})
 
 

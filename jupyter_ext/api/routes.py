@@ -41,6 +41,7 @@ from .sessions import (
     SessionMessagesHandler,
     SessionsHandler,
 )
+from .snapshots import SnapshotActionHandler, SnapshotHandler, SnapshotsHandler
 
 _ID = r"([^/:]+)"
 _ACTION = r":([A-Za-z_]+)"
@@ -84,6 +85,9 @@ ROUTES: list[tuple[str, type[BoxRunHandler]]] = [
     (rf"/v1/boxes/{_ID}/sessions/{_ID}/messages", SessionMessagesHandler),
     (rf"/v1/boxes/{_ID}/sessions/{_ID}/events", SessionEventsHandler),
     (rf"/v1/boxes/{_ID}/sessions/{_ID}/channel", SessionChannelHandler),
+    (rf"/v1/boxes/{_ID}/snapshots", SnapshotsHandler),
+    (rf"/v1/boxes/{_ID}/snapshots/{_ID}{_ACTION}", SnapshotActionHandler),
+    (rf"/v1/boxes/{_ID}/snapshots/{_ID}", SnapshotHandler),
     (r"/v1/.*", NotFoundHandler),
     (r"/ui", DashboardHandler),
 ]

@@ -7,7 +7,7 @@ from tornado import web
 
 from ..core.errors import validation
 from ..sessions.manager import SessionManager
-from ..sessions.models import parse_message, parse_start
+from ..sessions.models import parse_attach, parse_message, parse_start
 from .base import SERVER_KEY
 from .sse import EventStreamHandler
 
@@ -21,13 +21,19 @@ class SessionsBase(EventStreamHandler):
 
 
 class SessionsHandler(SessionsBase):
-    """``POST /v1/boxes/{id}/sessions`` starts one (201 once ready); ``GET`` lists them."""
+    """``POST /v1/boxes/{id}/sessions`` starts one, or attaches one to an interpreter the
+    box carries from its snapshot (201 once ready); ``GET`` lists them."""
 
     @web.authenticated
     @authorized
     async def post(self, box_id: str) -> None:
-        kind, cwd, env = parse_start(self.json_body())
-        self.reply((await self.sessions.create(box_id, kind, cwd, env)).to_json(), 201)
+        body = self.json_body()
+        source = parse_attach(body)
+        if source is not None:
+            session = await self.sessions.attach_to(box_id, source)
+        else:
+            session = await self.sessions.create(box_id, *parse_start(body))
+        self.reply(session.to_json(), 201)
 
     @web.authenticated
     @authorized

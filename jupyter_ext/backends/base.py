@@ -149,10 +149,27 @@ class Backend(abc.ABC):
         return images.resolve(image)
 
     async def open(self) -> None:
-        """Prepare the backend for use (runtime start-up); called once."""
+        """Prepare the backend for use (runtime start-up); called once, before
+        :meth:`adopt`. It deletes no box: :meth:`prune` does."""
 
     async def close(self) -> None:
-        """Release the backend; every box is stopped by the manager before this."""
+        """Let go of the boxes without stopping them: stop watching them and close what
+        the backend holds of them; every running box keeps running for the next server
+        to :meth:`adopt` (the manager stops them first when told to stop boxes on exit)."""
+
+    async def adopt(self, handle: str) -> bool:
+        """At start-up, take over box ``handle``, which the last server left running.
+
+        True: its sandbox still runs and this backend now serves it (exec, files,
+        metrics, :attr:`on_exit`); False: it is gone, and nothing of it runs (its disk
+        stays). This default adopts nothing.
+        """
+        return False
+
+    async def prune(self, keep: set[str]) -> None:
+        """After adoption, delete the boxes of this backend (sandboxes, disks) whose
+        handle is not in ``keep``: what a server that died mid-create left. This
+        default has nothing to delete."""
 
     @abc.abstractmethod
     async def create(self, spec: BoxSpec) -> str:
@@ -203,6 +220,14 @@ class Backend(abc.ABC):
         """
         return {}
 
+    async def warm_session(self, handle: str, spec: BoxSpec, kind: str, path: str, cwd: str,
+                           env: dict[str, str]) -> str | None:
+        """Make a session's interpreter of ``kind`` (or ``auto``) appear listening on
+        ``path`` (an agent's socket, docs/sessions.md) in fresh running box ``handle``,
+        in ``cwd`` with ``env``, faster than starting one; its kind, or None when the
+        session is to be started as usual. This default never can."""
+        return None
+
     async def attach(
         self,
         handle: str,
@@ -230,3 +255,30 @@ class Backend(abc.ABC):
 
         Raises ``RUNTIME_ERROR`` before the first chunk if it is not a readable file.
         """
+
+    # --- snapshots (optional) -----------------------------------------------------------
+
+    async def snapshot(self, handle: str, spec: BoxSpec, dest_dir: Path) -> bool:
+        """Save running box ``handle`` (booted from ``spec``) into the new, empty folder
+        ``dest_dir``; the box goes on running. Whether processes and their memory are in
+        it (True) or only the disk (False).
+
+        This default says the backend has no snapshots.
+        """
+        raise BoxRunError("RUNTIME_ERROR", f"the {self.name} backend has no snapshots")
+
+    def snapshot_prepare(self, kind: str) -> str | None:
+        """Python code a live interpreter of ``kind`` (a session) runs silently before a
+        snapshot of its box, so that the snapshot can hold it; None: nothing to run."""
+        return None
+
+    async def restore(self, handle: str, spec: BoxSpec, snap_dir: Path) -> None:
+        """Put box ``handle`` (running or stopped) in the state saved in ``snap_dir`` by
+        :meth:`snapshot` of that box and leave it running: its disk as it was and, for a
+        memory snapshot, its processes going on from there."""
+        raise BoxRunError("RUNTIME_ERROR", f"the {self.name} backend has no snapshots")
+
+    async def create_from_snapshot(self, spec: BoxSpec, snap_dir: Path) -> str:
+        """A new running box (a fork) from the snapshot in ``snap_dir``, with its own copy
+        of the saved disk; its handle. Leaves nothing behind when it fails."""
+        raise BoxRunError("RUNTIME_ERROR", f"the {self.name} backend has no snapshots")

@@ -1,8 +1,11 @@
 """Which backend a server runs (``auto``, ``boxlite``, ``gvisor`` or ``namespace``), and why.
 
-``auto`` decides at once from fast checks (boxlite installed, ``/dev/kvm`` usable)
-and the verdict remembered in the state dir. With no verdict yet it runs the
-namespace sandbox and boots one micro-VM in the background, so the next start knows.
+``auto`` takes the strongest isolation known to work here: BoxLite micro-VMs where
+one is known to boot, else gVisor where a probe sandbox ran, else the namespace
+sandbox. It decides from fast checks (boxlite installed, ``/dev/kvm`` usable, runsc
+installed) and the verdicts remembered in the state dir (:mod:`.verdict`). With no
+micro-VM verdict yet it boots one micro-VM in the background, so the next start knows;
+with no gVisor verdict it runs a probe sandbox at start (about 0.2 s, once).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ..images.store import ImageStore
 from .base import Backend
 from .boxlite.verdict import VerdictStore, host_problem
 from .gvisor import GvisorBackend
+from .gvisor import probe as gvisor_probe
 from .namespace import NamespaceBackend
 
 log = logging.getLogger(__name__)
@@ -53,9 +57,45 @@ def _probe_layout(images: ImageStore) -> Path | None:
     return next((built[name] for name in PROBE_IMAGES if name in built), None)
 
 
+def _vm_verdict(state_dir: Path, images: ImageStore) -> tuple[bool, str, Path | None]:
+    """Whether micro-VMs are known to boot, why (not) in words, and the image to
+    boot-probe in the background when nobody knows yet."""
+    problem = host_problem()
+    if problem:
+        return False, f"micro-VMs are unavailable, {problem}", None
+    verdict = VerdictStore(state_dir).get()
+    if verdict is not None:
+        if verdict.boots:
+            return True, f"micro-VMs boot on this host (seen {verdict.checked_at})", None
+        return False, (f"micro-VMs do not boot on this host (seen {verdict.checked_at}): "
+                       f"{verdict.reason}"), None
+    layout = _probe_layout(images)
+    if layout is None:
+        return False, ("KVM is usable but no local image is built to learn whether "
+                       "micro-VMs boot (boxrun image build debian)"), None
+    return False, ("KVM is usable but whether micro-VMs boot here is not known yet; a boot "
+                   "probe runs in the background and its verdict applies from the next "
+                   "start"), layout
+
+
+def _gvisor_problem(state_dir: Path) -> str | None:
+    """Why gVisor is not used here, or ``None`` when a probe sandbox ran."""
+    problem = gvisor_probe.host_problem()
+    if problem:
+        return problem
+    verdict = gvisor_probe.verdicts(state_dir).get()
+    if verdict is None:
+        return "no probe sandbox has run yet"
+    if not verdict.boots:
+        return (f"{verdict.reason} (seen {verdict.checked_at}; delete "
+                f"{gvisor_probe.verdicts(state_dir).path} to try again)")
+    return None
+
+
 def select_backend(choice: str, state_dir: Path, images: ImageStore,
                    override: type[Backend] | None = None) -> Selection:
-    """The backend for ``choice``; ``override`` (a configured class) wins over it."""
+    """The backend for ``choice``; ``override`` (a configured class) wins over it.
+    ``auto`` reads remembered verdicts only: :func:`choose` probes gVisor first."""
     if override is not None:
         return Selection(override, f"configured: backend_class = "
                                    f"{override.__module__}.{override.__qualname__}")
@@ -65,23 +105,29 @@ def select_backend(choice: str, state_dir: Path, images: ImageStore,
         backend = {"boxlite": boxlite_backend, "gvisor": lambda: GvisorBackend,
                    "namespace": lambda: NamespaceBackend}[choice]()
         return Selection(backend, f"configured: backend = {choice}")
-    problem = host_problem()
-    if problem:
-        return Selection(NamespaceBackend, f"auto: micro-VMs are unavailable, {problem}")
-    verdict = VerdictStore(state_dir).get()
-    if verdict is not None:
-        if verdict.boots:
-            return Selection(boxlite_backend(),
-                             f"auto: micro-VMs boot on this host (seen {verdict.checked_at})")
-        return Selection(NamespaceBackend, f"auto: micro-VMs do not boot on this host (seen "
-                                           f"{verdict.checked_at}): {verdict.reason}")
-    layout = _probe_layout(images)
-    if layout is None:
-        return Selection(NamespaceBackend, "auto: KVM is usable but no local image is built "
-                         "to learn whether micro-VMs boot (boxrun image build debian)")
-    return Selection(NamespaceBackend, "auto: KVM is usable but whether micro-VMs boot here is "
-                     "not known yet; a boot probe runs in the background and its verdict "
-                     "applies from the next start", layout)
+    boots, why_not_vm, layout = _vm_verdict(state_dir, images)
+    if boots:
+        return Selection(boxlite_backend(), f"auto: {why_not_vm}")
+    gvisor_problem = _gvisor_problem(state_dir)
+    if gvisor_problem is None:
+        return Selection(GvisorBackend, f"auto: gVisor user-space kernel, not a micro-VM: "
+                                        f"{why_not_vm}", layout)
+    return Selection(NamespaceBackend, f"auto: namespace sandbox on the host's kernel, not a "
+                                       f"micro-VM: {why_not_vm}; not gVisor: {gvisor_problem}",
+                     layout)
+
+
+async def choose(choice: str, state_dir: Path, images: ImageStore,
+                 override: type[Backend] | None = None) -> Selection:
+    """:func:`select_backend`, after a first probe sandbox of gVisor (about 0.2 s, once
+    per host and runsc) when ``auto`` would otherwise not know whether gVisor runs."""
+    if (override is None and choice == "auto" and not _vm_verdict(state_dir, images)[0]
+            and gvisor_probe.host_problem() is None
+            and gvisor_probe.verdicts(state_dir).get() is None):
+        verdict = await gvisor_probe.probe(state_dir)
+        log.info("gVisor %s on this host", "runs" if verdict.boots
+                 else f"does not run ({verdict.reason})")
+    return select_backend(choice, state_dir, images, override)
 
 
 async def probe_later(state_dir: Path, layout: Path, delay: float = PROBE_DELAY) -> None:
@@ -94,6 +140,6 @@ async def probe_later(state_dir: Path, layout: Path, delay: float = PROBE_DELAY)
     if verdict is None:
         log.warning("the micro-VM boot probe reached no verdict")
     else:
-        log.info("micro-VMs %s on this host; `backend = auto` uses %s from the next start",
+        log.info("micro-VMs %s on this host; `backend = auto` %s from the next start",
                  "boot" if verdict.boots else f"do not boot ({verdict.reason})",
-                 "them" if verdict.boots else "the namespace sandbox")
+                 "uses them" if verdict.boots else "keeps to what it runs now")

@@ -69,17 +69,30 @@ class EventLog(Generic[E]):
             self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_later)
         return event
 
+    async def commit(self, make: Callable[[int], E], size: int = 0) -> E:
+        """Number the event ``make(seq)``, store it (after those pending) and only then
+        publish it: what a later server numbers on from must be stored before anyone
+        sees it."""
+        event = self.number(make)
+        await self._store_pending(event)
+        self.bus.publish(self.key, event, size)
+        return event
+
     def _flush_later(self) -> None:
         self._timer = None
         asyncio.ensure_future(self.flush())
 
     async def flush(self) -> None:
         """Store the pending events in one transaction."""
+        await self._store_pending()
+
+    async def _store_pending(self, *unpublished: E) -> None:
+        """Store the pending events, then ``unpublished`` ones, in one transaction."""
         async with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
             batch = list(self.pending)
-            if batch:
-                await self.store(self.key, batch)
+            if batch or unpublished:
+                await self.store(self.key, [*batch, *unpublished])
                 del self.pending[: len(batch)], self._sizes[: len(batch)]

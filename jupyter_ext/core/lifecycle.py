@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import BoxRunError
@@ -28,10 +28,11 @@ class LifecycleEvent:
     type: str
     box: dict[str, Any]
     at: str
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The SSE ``data`` payload."""
-        return {"type": self.type, "box": self.box, "at": self.at}
+        return {"type": self.type, "box": self.box, "at": self.at, **self.extra}
 
 
 class Lifecycle:
@@ -43,13 +44,15 @@ class Lifecycle:
         self.timings: dict[str, dict[str, float]] = {}
         self._seq = 0
 
-    def publish(self, kind: str, box: Box) -> None:
-        """Announce that ``box`` was ``kind`` (its state now is the payload)."""
+    def publish(self, kind: str, box: Box | dict[str, Any], **extra: Any) -> None:
+        """Announce that ``box`` (a box, or what is left of a removed one) was ``kind``
+        (its state now is the payload, with ``extra`` such as the snapshot concerned)."""
         self._seq += 1
-        event = LifecycleEvent(self._seq, kind, box.to_json(), now())
+        event = LifecycleEvent(self._seq, kind, box.to_json() if isinstance(box, Box) else box,
+                               now(), extra)
         self.history.append(event)
         self.bus.publish(KEY, event)
-        if kind == "removed":
+        if kind == "removed" and isinstance(box, Box):
             self.timings.pop(box.id, None)
 
     def failed(self, box: Box, exc: BaseException) -> None:

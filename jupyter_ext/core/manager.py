@@ -26,6 +26,7 @@ from .volumes import VolumePolicy
 
 if TYPE_CHECKING:
     from ..images.store import ImageStore
+    from .snapshots import SnapshotManager
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ _ACTIVE = ("creating", "running")
 BOX_DIED = "BOX_DIED"
 #: Characters of a backend's reason kept in a dead box's ``error_message``.
 MAX_REASON = 500
+#: ``error_message`` of an exec that ran when its server went away.
+EXEC_ORPHANED = "the server restarted while this exec ran"
 
 
 class BoxManager:
@@ -66,6 +69,8 @@ class BoxManager:
         #: Called with a box about to stop and why, before its processes are killed
         #: (sessions).
         self.stop_hooks: list[Callable[[Box, str], Awaitable[None]]] = []
+        #: The snapshots of this state dir (set by whoever opens the manager).
+        self.snapshots: SnapshotManager | None = None
         self._deaths: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         backend.on_exit = self._on_exit
@@ -73,32 +78,56 @@ class BoxManager:
     # --- start-up and shut-down ---------------------------------------------------------
 
     async def open(self) -> None:
-        """Load the boxes and reconcile them and their execs with the backend."""
+        """Load the boxes, adopt those the last server left running, finalise the execs
+        it left running, then let the backend delete what no box owns."""
         self._loop = asyncio.get_running_loop()
         await self.backend.open()
-        alive = await self.backend.running()
         for box in await self.store.boxes():
             self.boxes[box.id] = box
-            if box.status in _ACTIVE and box.boxlite_id not in alive:
-                box.status, box.stopped_at = "stopped", now()
-                await self.store.put_box(box)
             if box.status in _ACTIVE:
-                self.ledger.reserve(box.cpu, box.memory_mb)
+                await self._adopt(box)
         for ex in await self.store.running_execs():
-            ex.status, ex.finished_at = "failed", now()
-            ex.error_message = "the server restarted while the command ran"
+            ex.status, ex.finished_at, ex.error_message = "failed", now(), EXEC_ORPHANED
             seq = await self.store.next_seq(ex.id)
-            await finalize(self.store, self.bus, ex, seq, {"exit_code": None, "error": ex.error_message})
+            await finalize(self.store, self.bus, ex, seq, {"exit_code": None, "error": EXEC_ORPHANED})
+        await self.backend.prune({b.boxlite_id for b in self.boxes.values() if b.boxlite_id})
 
-    async def close(self) -> None:
-        """Finish every exec, stop every box, release the backend."""
+    async def _adopt(self, box: Box) -> None:
+        """Take over ``box``, active when the last server went away; if its sandbox is
+        gone (or it was still being created) it becomes ``stopped``, saying why."""
+        handle, adopted = box.boxlite_id, False
+        try:
+            if handle and box.status == "running":
+                adopted = await self.backend.adopt(handle)
+            if handle and not adopted:
+                await self.backend.stop(handle)  # nothing of it may run on
+        except Exception:  # noqa: BLE001 - a box that cannot be adopted is stopped
+            log.exception("adopting box %s failed", box.id)
+        if adopted:
+            self.ledger.reserve(box.cpu, box.memory_mb)
+            log.info("box %s still runs: adopted", box.id)
+            return
+        why = ("its sandbox was gone when the server started again" if box.status == "running" else
+               "the server went away while the box was being created")
+        box.status, box.stopped_at = "stopped", now()
+        box.error_code, box.error_message = BOX_DIED, f"the box died: {why}"
+        await self.store.put_box(box)
+        self.lifecycle.publish("died", box)
+
+    async def close(self, stop_boxes: bool = False) -> None:
+        """Finish every exec and release the backend; running boxes keep running for
+        the next server to adopt, unless ``stop_boxes``."""
         runs = [r.task for r in self.runs.values() if r.task]
+        if not stop_boxes:  # the command's pipes end with this server
+            for run in self.runs.values():
+                run.stop("failed", EXEC_ORPHANED)
         for task in runs:
             task.cancel()
         await asyncio.gather(*runs, *self._deaths, return_exceptions=True)
-        for box in list(self.boxes.values()):
-            if box.status in _ACTIVE:
-                await self._stop(box)
+        if stop_boxes:
+            for box in list(self.boxes.values()):
+                if box.status in _ACTIVE:
+                    await self._stop(box)
         await self.backend.close()
 
     # --- boxes ----------------------------------------------------------------------
@@ -131,7 +160,7 @@ class BoxManager:
 
     async def create_box(self, req: BoxRequest) -> Box:
         """Create and boot a box; on any failure nothing of it is left."""
-        self.ledger.check_disk(req.disk_size_gb)
+        disk_size_gb = self.ledger.disk_for(req.disk_size_gb)
         for vol in req.volumes or []:
             self.volumes.resolve(vol["host_path"])
         ref, _ = self.backend.resolve_image(self.images, req.image)
@@ -141,18 +170,25 @@ class BoxManager:
             self.ledger.reserve(req.cpu, req.memory_mb)
             box = Box(
                 id=new_id("box"), name=req.name, status="creating", image=ref, cpu=req.cpu,
-                memory_mb=req.memory_mb, disk_size_gb=req.disk_size_gb, network=req.network,
-                workdir=req.workdir, env=req.env, volumes=req.volumes,
+                memory_mb=req.memory_mb, disk_size_gb=disk_size_gb, network=req.network,
+                workdir=req.workdir, env=req.env, volumes=req.volumes, snapshot=req.snapshot,
             )
             self.boxes[box.id] = box
         try:
             await self.store.put_box(box)
             spec = self._spec(box)
-            with self.lifecycle.timed(box.id, "create_ms"):
-                box.boxlite_id = await self.backend.create(spec)
-            self.lifecycle.publish("created", box)
-            with self.lifecycle.timed(box.id, "boot_ms"):
-                await self.backend.start(box.boxlite_id, spec)
+            if req.snapshot is not None:  # a fork: created running
+                assert self.snapshots is not None
+                with self.lifecycle.timed(box.id, "fork_ms"):
+                    box.boxlite_id = await self.snapshots.fork(spec, req.snapshot)
+                self.lifecycle.publish("created", box,
+                                       snapshot=self.snapshots.find(req.snapshot).to_json())
+            else:
+                with self.lifecycle.timed(box.id, "create_ms"):
+                    box.boxlite_id = await self.backend.create(spec)
+                self.lifecycle.publish("created", box)
+                with self.lifecycle.timed(box.id, "boot_ms"):
+                    await self.backend.start(box.boxlite_id, spec)
         except BaseException as exc:
             self.lifecycle.failed(box, exc)
             await asyncio.shield(self._discard(box))
@@ -188,11 +224,45 @@ class BoxManager:
                 self.lifecycle.failed(box, err)
                 await self.store.put_box(box)
                 raise
-            box.status, box.started_at, box.stopped_at = "running", now(), None
-            box.error_code = box.error_message = None
-            await self.store.put_box(box)
+            await self._mark_running(box)
             self.lifecycle.publish("started", box)
             return box
+
+    async def _mark_running(self, box: Box) -> None:
+        box.status, box.started_at, box.stopped_at = "running", now(), None
+        box.error_code = box.error_message = None
+        await self.store.put_box(box)
+
+    async def replace_state(self, box: Box, why: str, sessions_end: str | None,
+                            change: Callable[[str, BoxSpec], Awaitable[None]]) -> None:
+        """Put ``box`` in another state with ``change(handle, spec)`` (a snapshot's
+        restore), running: its execs end saying ``why``, and so do its sessions with
+        ``sessions_end`` unless that is ``None`` (their processes are restored too); a
+        stopped box is booted. A box the failure left without a sandbox is ``stopped``."""
+        async with self._box_locks[box.id]:
+            if box.status == "creating":
+                raise BoxRunError("BOX_NOT_RUNNING", f"box {box.id} is being created")
+            running = box.status == "running"
+            for run in [r for r in self.runs.values() if r.exec.box_id == box.id]:
+                run.stop("failed", f"{why} while the command ran")
+            if running and sessions_end is not None:
+                for hook in self.stop_hooks:
+                    await hook(box, sessions_end)
+            if not running:
+                async with self._lock:
+                    self.ledger.reserve(box.cpu, box.memory_mb)
+            try:
+                await change(box.boxlite_id or "", self._spec(box))
+            except BaseException:
+                if box.boxlite_id not in await self.backend.running():
+                    self.ledger.release(box.cpu, box.memory_mb)
+                    if running:
+                        box.status, box.stopped_at = "stopped", now()
+                        await self.store.put_box(box)
+                        self.lifecycle.publish("stopped", box)
+                raise
+            if not running:
+                await self._mark_running(box)
 
     async def stop_box(self, id_or_name: str) -> Box:
         """Stop a running box, keeping its disk."""
@@ -244,8 +314,10 @@ class BoxManager:
             box.error_code, box.error_message = BOX_DIED, f"the box died: {reason}"
             await self._stop(box, reason)
 
-    async def remove_box(self, id_or_name: str, force: bool = False) -> None:
-        """Delete a box, its disk, execs and events; a running one only with ``force``."""
+    async def remove_box(self, id_or_name: str, force: bool = False,
+                         keep_snapshots: bool = False) -> None:
+        """Delete a box, its disk, execs, events and (unless ``keep_snapshots``)
+        snapshots; a running one only with ``force``."""
         box = self.get_box(id_or_name)
         async with self._box_locks[box.id]:
             if box.status in _ACTIVE:
@@ -256,8 +328,12 @@ class BoxManager:
                 await self._stop(box)
             if box.boxlite_id:
                 await self.backend.remove(box.boxlite_id)
-            self.boxes.pop(box.id, None)
+            if self.snapshots is not None and not keep_snapshots:
+                await self.snapshots.forget_box(box.id)
+            # the row goes first: while it exists the name stays taken (a create checks
+            # self.boxes, and the database's UNIQUE name would fail it with a 500)
             await self.store.delete_box(box.id)
+            self.boxes.pop(box.id, None)
             self.lifecycle.publish("removed", box)
         self._box_locks.pop(box.id, None)
 
@@ -362,6 +438,14 @@ class BoxManager:
         return await self.backend.exec(
             box.boxlite_id or "", cmd, _env(box, env), workdir or box.workdir, stdin=True)
 
+    async def warm_session(self, id_or_name: str, kind: str, path: str, cwd: str | None,
+                           env: dict[str, str]) -> str | None:
+        """Have the backend restore a session's interpreter listening on ``path`` in a
+        fresh running box (see :meth:`Backend.warm_session`); its kind, or None."""
+        box = self._running(id_or_name)
+        return await self.backend.warm_session(box.boxlite_id or "", self._spec(box), kind,
+                                               path, cwd or box.workdir, _env(box, env))
+
     # --- files ----------------------------------------------------------------------
 
     async def upload(self, id_or_name: str, dest: str, chunks: AsyncIterable[bytes]) -> None:
@@ -404,6 +488,7 @@ class BoxManager:
         return {
             **self.ledger.figures(),
             "max_disk_gb": self.ledger.max_disk_gb,
+            **self.ledger.disk_figures(sum(b.disk_size_gb for b in self.boxes.values())),
             "volume_roots": list(self.volumes.roots),
             "backend": self.backend.name,
             "isolation": self.backend.isolation,

@@ -58,6 +58,8 @@ class Box:
     created_at: str = field(default_factory=now)
     started_at: str | None = None
     stopped_at: str | None = None
+    #: The snapshot (id) the box is a fork of, if it is one.
+    snapshot: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The API's box object."""
@@ -189,11 +191,14 @@ class BoxRequest:
     name: str | None
     cpu: int
     memory_mb: int
-    disk_size_gb: int
+    #: ``None``: the server's default (:meth:`.resources.Ledger.disk_for`).
+    disk_size_gb: int | None
     network: bool
     workdir: str
     env: dict[str, str] | None
     volumes: list[dict[str, Any]] | None
+    #: The snapshot (id) the box is a fork of.
+    snapshot: str | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> BoxRequest:
@@ -210,11 +215,12 @@ class BoxRequest:
             name=name,
             cpu=positive_int(body, "cpu", 2),  # type: ignore[arg-type]
             memory_mb=positive_int(body, "memory_mb", 1024),  # type: ignore[arg-type]
-            disk_size_gb=positive_int(body, "disk_size_gb", 8),  # type: ignore[arg-type]
+            disk_size_gb=positive_int(body, "disk_size_gb", None),
             network=_typed(body, "network", bool, False),
             workdir=absolute_path(body, "workdir", "/root"),  # type: ignore[arg-type]
             env=string_map(body, "env"),
             volumes=volumes(body),
+            snapshot=_typed(body, "snapshot", str, None),
         )
 
 
@@ -242,3 +248,23 @@ class ExecRequest:
             timeout_ms=positive_int(body, "timeout_ms", None),
             on_output_limit=choice(body, "on_output_limit", OUTPUT_LIMIT_ACTIONS),
         )
+
+
+@dataclass
+class Snapshot:
+    """A saved state of a box, as stored; ``source`` is the box as it was (what a fork
+    gets unless its request says otherwise). Kept without its box when asked to."""
+
+    id: str
+    name: str
+    box_id: str
+    memory: bool
+    size_bytes: int
+    created_at: str
+    source: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The API's snapshot object."""
+        return {"id": self.id, "name": self.name, "box_id": self.box_id,
+                "memory": self.memory, "size_bytes": self.size_bytes,
+                "created_at": self.created_at}

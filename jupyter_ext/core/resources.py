@@ -18,16 +18,23 @@ from .models import Box
 
 #: How many boxes a refusal suggests closing.
 _SUGGESTED = 3
+#: A box's disk (GiB) when its request names none (the API contract's default).
+DEFAULT_DISK_GB = 8
 
 
-def free_disk_gb(path: str | Path) -> int:
-    """Whole GiB free for unprivileged users on the filesystem of ``path`` (or of its
-    nearest existing parent)."""
+def _statvfs(path: str | Path) -> os.statvfs_result:
+    """``statvfs`` of the filesystem of ``path`` (or of its nearest existing parent)."""
     folder = Path(path)
     while not folder.exists():
         folder = folder.parent
-    info = os.statvfs(folder)
-    return info.f_bavail * info.f_frsize >> 30
+    return os.statvfs(folder)
+
+
+def filesystem_gb(path: str | Path) -> int:
+    """Whole GiB of the filesystem of ``path`` (its size, not what is free: box disks are
+    sparse, so they are ceilings that share the free space, not reservations)."""
+    info = _statvfs(path)
+    return info.f_blocks * info.f_frsize >> 30
 
 
 @dataclass
@@ -49,6 +56,8 @@ class Ledger:
     memory_mb: int = 0
     #: The boxes holding resources, for a refusal to name what could be closed.
     holders: Callable[[], Iterable[Box]] | None = None
+    #: Where box disks live (the state dir): its filesystem's size is the disk ceiling.
+    disk_path: Path | None = None
 
     @property
     def max_committed_cpu(self) -> int:
@@ -94,6 +103,15 @@ class Ledger:
             "cpu_overcommit": self.cpu_overcommit,
         }
 
+    def disk_figures(self, used_gb: int) -> dict[str, int | None]:
+        """``/v1/info``'s disk figures: ``used_gb`` (the boxes' summed ``disk_size_gb``)
+        and the size and free GiB of the filesystem of :attr:`disk_path`."""
+        if self.disk_path is None:
+            return {"used_disk_gb": used_gb, "total_disk_gb": None, "free_disk_gb": None}
+        info = _statvfs(self.disk_path)
+        return {"used_disk_gb": used_gb, "total_disk_gb": info.f_blocks * info.f_frsize >> 30,
+                "free_disk_gb": info.f_bavail * info.f_frsize >> 30}
+
     def _suggestion(self, short: str) -> str:
         """``; close …`` naming the boxes that hold the most of what is short."""
         boxes = list(self.holders()) if self.holders is not None else []
@@ -105,8 +123,13 @@ class Ledger:
         more = f" or one of {len(boxes) - len(biggest)} more" if len(boxes) > len(biggest) else ""
         return f"; stop or remove a box to free some: {names}{more}"
 
-    def check_disk(self, disk_size_gb: int) -> None:
-        """VALIDATION_ERROR if one box may not have a disk of ``disk_size_gb``."""
+    def disk_for(self, disk_size_gb: int | None) -> int:
+        """The disk a box asking for ``disk_size_gb`` gets: that, or with ``None``
+        :data:`DEFAULT_DISK_GB` within the ceiling; VALIDATION_ERROR above the ceiling."""
+        if disk_size_gb is None:
+            return DEFAULT_DISK_GB if self.max_disk_gb is None else max(
+                1, min(DEFAULT_DISK_GB, self.max_disk_gb))
         if self.max_disk_gb is not None and disk_size_gb > self.max_disk_gb:
             raise validation(f"'disk_size_gb' must be at most {self.max_disk_gb} on this server "
                              f"(c.BoxRunServer.max_disk_gb); {disk_size_gb} was asked for")
+        return disk_size_gb

@@ -1,8 +1,9 @@
 """The session agent: runs in the box and speaks Jupyter messages as JSON lines (stdlib only).
 
 ``python3 -u agent.py KIND`` reads requests from stdin and writes reports to stdout, one
-JSON object a line (docs/sessions.md). KIND ``ipykernel`` starts an ipykernel on ``ipc``
-sockets next to this file and relays its messages (pyzmq comes with ipykernel); KIND
+JSON object a line (docs/sessions.md); ``KIND --listen PATH`` keeps it running detached,
+served on a Unix socket (``agent_listen.py``). KIND ``ipykernel`` starts an ipykernel on ``ipc``
+sockets in ``SOCKETS`` and relays its messages (pyzmq comes with ipykernel); KIND
 ``python`` runs the code itself (``agent_python.py``). Anything printed to fd 1 by
 user code or children goes to stderr, which the server logs.
 """
@@ -23,6 +24,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: Where the kernel's ipc sockets go: a tmpfs (``commands.SOCKET_DIR``).
+SOCKETS = "/dev/shm/.boxrun"
 #: Channel of each socket of the kernel, in the ``*_port`` order of the connection file.
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
 #: Starts the kernel without its debugger: nothing debugs it through the relay, and loading
@@ -37,6 +40,12 @@ LAUNCH = ("import runpy, sys\n"
           "del sys.modules['debugpy']\n"
           "widgets['hold_widget_targets'](app.kernel.comm_manager)\n"
           "app.start()\n")
+#: Options of the kernel, for a short cell round trip (on gVisor's ptrace platform each
+#: of these cost more than the rest of a trivial cell): its history is kept in memory
+#: (IPython's default writes every cell to a SQLite file on the box's disk, from a thread
+#: of its own), and it sends a reply without sleeping 0.5 ms first (a client waits for
+#: ``status: idle``, which follows the cell's output, anyway: docs/sessions.md).
+KERNEL_OPTIONS = ("--HistoryManager.hist_file=:memory:", "--Kernel._execute_sleep=0")
 
 
 def death_reason(code: int) -> str:
@@ -100,7 +109,8 @@ class KernelRelay:
         self.ctx = zmq.Context()
         self.key = uuid.uuid4().hex.encode()
         self.session = uuid.uuid4().hex
-        self.base = os.path.join(HERE, f"kernel-{os.getpid()}")
+        os.makedirs(SOCKETS, mode=0o700, exist_ok=True)
+        self.base = os.path.join(SOCKETS, f"kernel-{os.getpid()}")
         self.internal: set[str] = set()
         self.proc: subprocess.Popen[bytes] | None = None
         self.sockets: dict[str, Any] = {}
@@ -114,7 +124,7 @@ class KernelRelay:
             json.dump(conn, f)
         env = {**os.environ, "JPY_PARENT_PID": str(os.getpid())}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "-f", self.base + ".json",
+            [sys.executable, "-c", LAUNCH, "-f", self.base + ".json", *KERNEL_OPTIONS,
              os.path.join(HERE, "agent_widgets.py")],
             stdin=subprocess.DEVNULL, env=env)
         ident = self.session.encode()
@@ -220,6 +230,10 @@ class KernelRelay:
             self.send(req)
         elif req["op"] == "interrupt" and self.proc is not None:
             self.proc.send_signal(signal.SIGINT)
+        elif req["op"] == "move":  # a warm interpreter's session: its kernels' next start
+            os.chdir(req["cwd"])
+            os.environ.clear()
+            os.environ.update(req["env"])
         elif req["op"] == "restart":
             self.kill()
             for sock in self.sockets.values():
@@ -229,12 +243,18 @@ class KernelRelay:
         return False
 
 def main() -> None:
-    """Run the agent of the kind named on the command line."""
+    """Run the agent of the kind named on the command line (``KIND --listen PATH``: detached,
+    on a Unix socket, see ``agent_listen.py``)."""
+    sys.path.insert(0, HERE)
+    if len(sys.argv) == 4 and sys.argv[2] == "--listen":
+        from agent_listen import listen  # noqa: PLC0415 - uploaded next to this file
+
+        listen(sys.argv[1], sys.argv[3])
+        return
     transport = Transport()
     if sys.argv[1:] == ["ipykernel"]:
         KernelRelay(transport).run()
     else:
-        sys.path.insert(0, HERE)
         from agent_python import Interpreter  # noqa: PLC0415 - uploaded next to this file
 
         Interpreter(transport).run()

@@ -13,6 +13,8 @@ from ..core.models import now
 
 KINDS = ("auto", "ipykernel", "python", "shell")
 CHANNELS = ("shell", "control", "stdin")
+#: The longest session id ``attach`` may name.
+MAX_ID = 64
 
 
 @dataclass
@@ -77,6 +79,21 @@ def parse_start(body: dict[str, Any]) -> tuple[str, str | None, dict[str, str]]:
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise validation("'env' must be an object of strings")
     return kind, cwd, env
+
+
+def parse_attach(body: dict[str, Any]) -> str | None:
+    """The session named by ``attach`` in a ``POST …/sessions`` body, or None; an attached
+    session takes its interpreter as it runs (its kind and folder), so nothing else goes."""
+    if "attach" not in body:
+        return None
+    source = body["attach"]
+    if not isinstance(source, str) or not 0 < len(source) <= MAX_ID:
+        raise validation(f"'attach' must be a session id (a string of 1-{MAX_ID} characters)")
+    others = sorted(set(body) - {"attach"})
+    if others:
+        raise validation(f"'attach' goes alone: the interpreter runs already, so "
+                         f"{', '.join(repr(k) for k in others)} cannot apply")
+    return source
 
 
 def parse_message(body: dict[str, Any]) -> dict[str, Any]:

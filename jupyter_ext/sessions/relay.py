@@ -38,7 +38,8 @@ class SessionRun:
     """
 
     def __init__(self, store: SessionStore, bus: EventBus, session: Session, link: Link,
-                 usage: Read, quota: OutputQuota, seq: int = 0) -> None:
+                 usage: Read, quota: OutputQuota, seq: int = 0, attached: bool = False
+                 ) -> None:
         self.store = store
         self.bus = bus
         self.session = session
@@ -46,13 +47,17 @@ class SessionRun:
         self.usage = usage
         self.quota = quota
         self._control = OutputQuota(CONTROL_BYTES)
-        self._truncated = False
+        self._truncated = quota.exceeded
         self._cells: dict[str, CellUsage] = {}  # by execute_request msg_id
         self.log: EventLog[SessionEvent] = EventLog(session.id, bus, store.add_events, seq)
         self._ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._stop_reason: str | None = None
         self._dead_reason: str | None = None
-        self._started = False
+        self._detaching = False
+        #: Whether the interpreter was ready before (a session re-attached after a restart).
+        self._started = attached
+        if attached:
+            self._ready.set_result(None)
         self.task = asyncio.create_task(self._run(), name=f"session {session.id}")
 
     async def wait_ready(self) -> None:
@@ -87,10 +92,22 @@ class SessionRun:
         self._stop_reason = self._stop_reason or reason
         self.link.kill()
 
+    def detach(self) -> bool:
+        """Let go of the interpreter, which runs on for a later server to re-attach; the
+        session stays live. Whether its link can (else nothing is done)."""
+        self._detaching = self._stop_reason is None and self.link.detach()
+        return self._detaching
+
     async def _run(self) -> None:
         try:
             async for report in self.link.reports():
                 await self._on(report)
+            if self._detaching:
+                for cell in self._cells.values():
+                    cell.cancel()
+                await self.log.flush()
+                await self.store.put(self.session)
+                return
             code = await self.link.wait()
             reason = self._stop_reason or self._dead_reason or death_reason(code)
         except asyncio.CancelledError:
@@ -115,9 +132,12 @@ class SessionRun:
                                           "boxrun_usage": await cell.stop()}
             await self._relay({k: v for k, v in report.items() if k != "type"})
         elif kind == "ready":
-            self.session.status = "idle"
             first, self._started = not self._started, True
-            await self._emit(lifecycle("ready" if first else "restarted", self.session,
+            event = "ready" if first else "reattached" if report.get("attached") else "restarted"
+            if event != "reattached":  # else the status goes on as the interpreter says
+                self.session.status = "idle"
+            log.info("session %s: %s (event %d)", self.session.id, event, self.log.seq)
+            await self._emit(lifecycle(event, self.session,
                                        {"kernel_info": report.get("kernel_info")}))
             if not self._ready.done():
                 self._ready.set_result(None)
@@ -125,8 +145,9 @@ class SessionRun:
             self._dead_reason = report.get("reason")
 
     async def _emit(self, record: dict[str, Any]) -> None:
-        """Store and publish an event of the server's own."""
-        await self.log.append(lambda seq: SessionEvent.of(seq, record))
+        """Store, then publish, an event of the server's own (a server after this one
+        numbers on past the last stored event; see :data:`.manager.RESTART_GAP`)."""
+        await self.log.commit(lambda seq: SessionEvent.of(seq, record))
 
     async def _relay(self, record: dict[str, Any]) -> None:
         """Store and publish a message from the box, within the quota; else publish it."""

@@ -1,4 +1,4 @@
-"""The ``boxrun`` command: ``serve`` and ``image build|ls|rm``."""
+"""The ``boxrun`` command: ``serve``, ``image build|ls|rm`` and the client commands."""
 
 from __future__ import annotations
 
@@ -11,20 +11,23 @@ import signal
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
 from traitlets.config import Config
 
 from ..backends.select import CHOICES
 from ..core.errors import BoxRunError
 from ..images.store import ImageStore
 from ..server import BoxRunServer
+from . import commands
 from .app import make_app
+from .commands.images import build as build_image
 
 log = logging.getLogger("boxrun")
 
 
 def _server_config(args: argparse.Namespace) -> Config:
     config = Config()
+    if getattr(args, "stop_boxes", False):
+        config.BoxRunServer.stop_boxes_on_exit = True
     for flag, trait in (("state_dir", "state_dir"), ("socket", "socket_path"), ("backend", "backend"),
                         ("max_output_bytes", "max_output_bytes"),
                         ("max_message_bytes", "max_message_bytes")):
@@ -97,15 +100,7 @@ async def _image_build(args: argparse.Namespace) -> None:
         return
     if args.if_missing and store.get(args.name) is not None:
         print(f"{args.name} was built from an older recipe: building it again")
-    with tqdm(total=100, desc=f"building {args.name}",
-              bar_format="{desc:<44.44} {percentage:3.0f}%|{bar}| {elapsed}") as bar:
-        def progress(message: str, fraction: float | None) -> None:
-            if fraction is not None:
-                bar.n = round(fraction * 100)
-            bar.set_description_str(f"{args.name}: {message}")
-        image = await store.build(args.name, progress)
-        bar.n = 100
-        bar.refresh()
+    image = await build_image(store, args.name)
     print(f"built {image.ref} ({image.size_bytes / 1e6:.0f} MB) in {store.root}")
 
 
@@ -130,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state-dir", help="state folder (default $BOXRUN_STATE_DIR or ~/.boxrun)")
-    top = argparse.ArgumentParser(prog="boxrun", description="BoxRun sandbox server")
+    top = argparse.ArgumentParser(prog="boxrun", description="BoxRun sandbox server and client")
     sub = top.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", parents=[common], help="run the BoxRun API server")
     serve.add_argument("--socket", help="Unix socket path (default <state-dir>/boxrun.sock)")
@@ -143,6 +138,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-message-bytes", type=int,
                        help="longest message relayed from a session's interpreter (default "
                             "$BOXRUN_MAX_MESSAGE_BYTES or 8 MiB)")
+    serve.add_argument("--stop-boxes", action="store_true",
+                       help="stop every running box when the server stops (default: boxes "
+                            "keep running and the next server adopts them)")
     serve.add_argument("--host", default="127.0.0.1", help="TCP address (with --port)")
     serve.add_argument("--port", type=int, help="also serve TCP on this port")
     auth = serve.add_mutually_exclusive_group()
@@ -163,17 +161,20 @@ def parser() -> argparse.ArgumentParser:
     rm = isub.add_parser("rm", parents=[common], help="remove an image")
     rm.add_argument("name")
     rm.set_defaults(run=_image_rm)
+    commands.add_parsers(sub, top)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``boxrun``."""
-    args = parser().parse_args(argv)
+    args = commands.parse_args(parser(), sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="[boxrun %(levelname)s] %(message)s")
     try:
         result = args.run(args)
         if asyncio.iscoroutine(result):
             asyncio.run(result)
+        elif isinstance(result, int):  # a client command's exit status
+            return result
     except BoxRunError as err:
         print(f"boxrun: {err.message}", file=sys.stderr)
         return 1

@@ -69,6 +69,21 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_id, seq)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        box_id TEXT NOT NULL,
+        memory INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        UNIQUE (box_id, name)
+    );
+    """,
+    """
+    ALTER TABLE boxes ADD COLUMN snapshot TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

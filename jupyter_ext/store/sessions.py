@@ -65,6 +65,16 @@ class SessionStore:
         async with self.db.execute(sql, (session_id, after, limit)) as cur:
             return [SessionEvent(*row) for row in await cur.fetchall()]
 
+    async def tally(self, session_id: str) -> tuple[int, int, bool]:
+        """The seq the next event of a session gets, the bytes of its stored events' data,
+        and whether it has a ``truncated`` event (its output passed the quota)."""
+        sql = ("SELECT COALESCE(MAX(seq), -1) + 1, COALESCE(SUM(LENGTH(CAST(data AS BLOB))), 0),"
+               " COALESCE(MAX(msg_type = 'truncated'), 0) FROM session_events"
+               " WHERE session_id = ?")
+        async with self.db.execute(sql, (session_id,)) as cur:
+            seq, size, truncated = await cur.fetchone()
+        return seq, size, bool(truncated)
+
     async def next_seq(self, session_id: str) -> int:
         """The seq the next event of a session gets."""
         sql = "SELECT COALESCE(MAX(seq), -1) + 1 FROM session_events WHERE session_id = ?"

@@ -11,6 +11,7 @@ import {
   IImage,
   IInfo,
   IMetrics,
+  ISnapshot,
   ISession
 } from './types';
 
@@ -154,6 +155,13 @@ export class BoxRunClient {
   }
   sessions(boxId: string): Promise<ISession[]> {
     return this.request(`/boxes/${encodeURIComponent(boxId)}/sessions`);
+  }
+  snapshots(boxId: string): Promise<ISnapshot[]> {
+    return this.request(`/boxes/${encodeURIComponent(boxId)}/snapshots`);
+  }
+  deleteSnapshot(boxId: string, snapshot: string): Promise<unknown> {
+    const path = `/boxes/${encodeURIComponent(boxId)}/snapshots/${encodeURIComponent(snapshot)}`;
+    return this.request(path, { method: 'DELETE' });
   }
   metrics(boxId: string): Promise<IMetrics> {
     return this.request(`/boxes/${encodeURIComponent(boxId)}/metrics`);

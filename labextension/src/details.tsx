@@ -1,15 +1,22 @@
-/** Per box: its execs and sessions, and the output of the one clicked. */
+/** Per box: its execs, sessions and snapshots, and the output of the one clicked. */
 
 import { Button } from '@jupyterlab/ui-components';
 import React, { useEffect, useRef, useState } from 'react';
 
 import { BoxRunError, errorText } from './api';
-import { execSummary, exitText, formatCmd, sessionSummary } from './format';
+import {
+  execSummary,
+  exitText,
+  formatAge,
+  formatBytes,
+  formatCmd,
+  sessionSummary
+} from './format';
 import { stripAnsi, useNow } from './hooks';
 import { BoxRunModel } from './model';
-import { IBox, IExec, ISession } from './types';
+import { IBox, IExec, ISession, ISnapshot } from './types';
 
-/** Milliseconds between re-reads of an open box's execs and sessions. */
+/** Milliseconds between re-reads of an open box's execs, sessions and snapshots. */
 const DETAILS_POLL_MS = 3000;
 
 /** What the output view shows. */
@@ -31,6 +38,8 @@ export function BoxDetails(props: {
   const [sessions, setSessions] = useState<ISession[] | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
   const [sessionsNote, setSessionsNote] = useState<string | null>(null);
+  const [snapshots, setSnapshots] = useState<ISnapshot[] | null>(null);
+  const [snapshotsNote, setSnapshotsNote] = useState<string | null>(null);
   const running =
     box.status === 'running' ||
     (execs ?? []).some(e => e.status === 'running') ||
@@ -64,6 +73,22 @@ export function BoxDetails(props: {
             err instanceof BoxRunError && err.code === 'NOT_FOUND'
               ? 'This server has no sessions yet.'
               : `Cannot list sessions: ${errorText(err)}`
+          );
+        }
+      }
+      try {
+        const list = await model.client.snapshots(box.id);
+        if (live) {
+          setSnapshots(list);
+          setSnapshotsNote(null);
+        }
+      } catch (err) {
+        if (live) {
+          setSnapshots([]);
+          setSnapshotsNote(
+            err instanceof BoxRunError && err.code === 'NOT_FOUND'
+              ? 'This server has no snapshots.'
+              : `Cannot list snapshots: ${errorText(err)}`
           );
         }
       }
@@ -131,8 +156,33 @@ export function BoxDetails(props: {
           ))}
         </ul>
       )}
+      <div className="jp-BoxRun-sectionTitle">Snapshots</div>
+      {snapshotsNote ? (
+        <div className="jp-BoxRun-hint">{snapshotsNote}</div>
+      ) : snapshots === null ? (
+        <div className="jp-BoxRun-hint">loading…</div>
+      ) : snapshots.length === 0 ? (
+        <div className="jp-BoxRun-hint">none</div>
+      ) : (
+        <ul className="jp-BoxRun-items jp-BoxRun-snapshots">
+          {snapshots.map(snap => (
+            <li key={snap.id} className="jp-BoxRun-item" title={snap.id}>
+              <div className="jp-BoxRun-itemHead">
+                <code className="jp-BoxRun-cmd">{snap.name}</code>
+              </div>
+              <span className="jp-BoxRun-itemMeta">{snapshotSummary(snap, now)}</span>
+            </li>
+          ))}
+        </ul>
+      )}
     </div>
   );
+}
+
+/** A snapshot's size, age and kind: `12.0 MiB · 5 min ago · memory`. */
+export function snapshotSummary(snap: ISnapshot, now: number): string {
+  const kind = snap.memory ? 'memory' : 'disk only';
+  return `${formatBytes(snap.size_bytes)} · ${formatAge(snap.created_at, now)} ago · ${kind}`;
 }
 
 interface IChunk {
@@ -160,6 +210,7 @@ export function sessionChunk(payload: any): IChunk | null {
       };
     case 'ready':
     case 'restarted':
+    case 'reattached':
     case 'dead':
       return { stream: 'meta', text: `[session ${payload.msg_type}]\n` };
     default:

@@ -30,6 +30,16 @@ export function formatMemoryMb(mb: number | null | undefined): string {
   return Number.isInteger(gib) ? `${gib} GiB` : `${gib.toFixed(1)} GiB`;
 }
 
+/** What stands between a box and the host, in words, from `/v1/info`'s `isolation`. */
+export function formatIsolation(isolation: string | null | undefined): string {
+  const words: Record<string, string> = {
+    vm: 'micro-VM',
+    gvisor: 'gVisor user-space kernel',
+    namespace: 'namespace sandbox (shared kernel)'
+  };
+  return `${(isolation && words[isolation]) || isolation || '?'} isolation`;
+}
+
 /** CPU use in percent of one core: `12.34` → `12%`, `0.4` → `0.4%`, null → `–`. */
 export function formatCpu(percent: number | null | undefined): string {
   if (percent === null || percent === undefined || !Number.isFinite(percent)) {
@@ -79,6 +89,22 @@ export function elapsed(
 export function splitName(name: string, tail = 8): [string, string] {
   const keep = Math.min(tail, Math.floor(name.length / 3));
   return keep < 2 ? [name, ''] : [name.slice(0, -keep), name.slice(-keep)];
+}
+
+/** How long ago `iso` was, shortly: `40 s`, `5 min`, `3 h`, `2 d` (`–` if unknown). */
+export function formatAge(iso: string | null | undefined, now: number = Date.now()): string {
+  const at = iso ? Date.parse(iso) : NaN;
+  if (!Number.isFinite(at)) {
+    return '–';
+  }
+  const s = Math.max(0, Math.round((now - at) / 1000));
+  if (s < 60) {
+    return `${s} s`;
+  }
+  if (s < 3600) {
+    return `${Math.floor(s / 60)} min`;
+  }
+  return s < 86400 ? `${Math.floor(s / 3600)} h` : `${Math.floor(s / 86400)} d`;
 }
 
 /** The last part of a path: `work/a.ipynb` → `a.ipynb`. */

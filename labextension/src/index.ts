@@ -22,6 +22,7 @@ import { INotebookTracker, NotebookActions } from '@jupyterlab/notebook';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { BoxRunClient, errorText } from './api';
+import { addCellCommands } from './cellsnapshots';
 import { boxLabel } from './format';
 import { boxrunIcon } from './icons';
 import { BoxRunModel } from './model';
@@ -227,6 +228,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (notebooks) {
       // The BoxRun kernel's per-cell usage, kept in the notebook.
       recordCellUsage(NotebookActions.executed);
+      // Snapshots per cell, restores and branches of BoxRun notebooks.
+      addCellCommands(app, notebooks, client, palette);
     }
     model.revealRequested.connect(() => shell.activateById(panel.id));
   }

@@ -22,6 +22,7 @@ import {
   boxLabel,
   formatBytes,
   formatCpu,
+  formatIsolation,
   formatMemoryMb,
   notebookLabel,
   splitName
@@ -150,9 +151,7 @@ function PanelView(props: {
       </div>
       {info && (
         <div className="jp-BoxRun-info" title={limitations || undefined}>
-          <span className="jp-BoxRun-isolation">
-            {info.isolation === 'vm' ? 'micro-VM' : info.isolation ?? '?'} isolation
-          </span>
+          <span className="jp-BoxRun-isolation">{formatIsolation(info.isolation)}</span>
           {info.backend && info.backend !== info.isolation && <span> · {info.backend}</span>}
           <span
             title={
@@ -166,6 +165,7 @@ function PanelView(props: {
             {info.committed_cpu ?? info.used_cpu ?? '?'} of{' '}
             {info.max_committed_cpu ?? info.max_cpu}
           </span>
+          {info.backend_reason && <div className="jp-BoxRun-reason">{info.backend_reason}</div>}
         </div>
       )}
       {model.error && (

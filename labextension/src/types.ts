@@ -26,6 +26,8 @@ export interface IBox {
   created_at: string | null;
   started_at: string | null;
   stopped_at: string | null;
+  /** The snapshot (id) the box is a fork of, or null. */
+  snapshot?: string | null;
 }
 
 export interface IBoxRequest {
@@ -59,6 +61,17 @@ export interface ISession {
   error_message: string | null;
 }
 
+/** A snapshot of a box (`GET /v1/boxes/{id}/snapshots`). */
+export interface ISnapshot {
+  id: string;
+  name: string;
+  box_id: string;
+  /** Whether processes and memory are in it, not only the disk. */
+  memory: boolean;
+  size_bytes: number;
+  created_at: string;
+}
+
 export interface IInfo {
   max_cpu: number;
   max_memory_mb: number;
@@ -69,6 +82,8 @@ export interface IInfo {
   max_committed_cpu?: number;
   cpu_overcommit?: number;
   backend?: string;
+  /** Why this backend: the configuration, or why `auto` took no stronger one. */
+  backend_reason?: string;
   isolation?: string;
   limitations?: string[] | string;
   version?: string;

@@ -60,11 +60,16 @@ export function replyUsage(
   return isUsage(usage) ? { ...usage } : null;
 }
 
-/** Store `usage` as the cell's `boxrun` metadata; without usage drop a stale one, if any. */
+/**
+ * Store `usage` as the cell's `boxrun` metadata; without usage drop a stale one, if any.
+ * The cell's snapshot (`boxrun.snapshot`, see snapshots.ts) stays.
+ */
 export function applyUsage(model: IExecutedCell['model'], usage: ICellUsage | null): void {
-  if (usage) {
-    model.setMetadata(USAGE_KEY, usage);
-  } else if (model.getMetadata(USAGE_KEY) !== undefined) {
+  const meta = model.getMetadata(USAGE_KEY) as Record<string, unknown> | undefined;
+  const kept = meta?.snapshot !== undefined ? { snapshot: meta.snapshot } : null;
+  if (usage || kept) {
+    model.setMetadata(USAGE_KEY, { ...usage, ...kept });
+  } else if (meta !== undefined) {
     model.deleteMetadata(USAGE_KEY);
   }
 }

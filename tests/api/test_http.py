@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 
@@ -14,7 +13,7 @@ from ..servers import ServerProcess
 
 BOX_KEYS = {"id", "name", "status", "image", "cpu", "memory_mb", "disk_size_gb", "network",
             "workdir", "env", "volumes", "boxlite_id", "error_code", "error_message",
-            "created_at", "started_at", "stopped_at"}
+            "created_at", "started_at", "stopped_at", "snapshot"}
 EXEC_KEYS = {"id", "box_id", "status", "cmd", "env", "workdir", "timeout_ms", "exit_code",
              "error_message", "created_at", "finished_at"}
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -76,7 +75,7 @@ def test_validation_errors(http: httpx.Client, box: dict) -> None:
     assert [b["id"] for b in http.get("/v1/boxes").json()] .count(bid) == 1
 
 
-def test_objects_and_listing(http: httpx.Client, box: dict) -> None:
+def test_objects_and_listing(http: httpx.Client, box: dict, server_backend: str) -> None:
     assert set(box) == BOX_KEYS and RFC3339.match(box["created_at"])
     assert box["env"] is None and box["volumes"] is None and box["network"] is False
     second = http.post("/v1/boxes", json={"image": "debian", "cpu": 1, "memory_mb": 64}).json()
@@ -90,8 +89,7 @@ def test_objects_and_listing(http: httpx.Client, box: dict) -> None:
         assert [e["id"] for e in listed] == [ex.json()["id"]]
         info = http.get("/v1/info").json()
         assert info["max_cpu"] > 0 and info["max_memory_mb"] > 0
-        backend = os.environ.get("BOXRUN_TEST_BACKEND", "namespace")
-        assert info["backend"] == backend and info["used_cpu"] >= 2
+        assert info["backend"] == server_backend and info["used_cpu"] >= 2
     finally:
         http.delete(f"/v1/boxes/{second['id']}", params={"force": "true"})
 

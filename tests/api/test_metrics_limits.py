@@ -120,8 +120,19 @@ def test_memory_hog_is_contained(http: httpx.Client, make_box: Callable[..., dic
     assert_responsive(http, other)
     code, out = finish(http, hog, exec_id)
     reached = int(out.split()[-1]) if out.split() else 0
-    assert code == 137 and reached <= 256, (code, out)  # OOM-killed at the box's limit
+    assert code != 0 and reached <= 256, (code, out)  # stopped at the box's limit
     assert_responsive(http, other)
+    if http.get("/v1/info").json()["isolation"] == "gvisor":
+        # the host kills the whole Sentry (a documented limitation): the box is stopped
+        # with BOX_DIED, and starts again
+        deadline = time.monotonic() + 30
+        while (box := http.get(f"/v1/boxes/{hog['id']}").json())["status"] == "running":
+            assert time.monotonic() < deadline, box
+            time.sleep(0.2)
+        assert box["status"] == "stopped" and box["error_code"] == "BOX_DIED", box
+        assert http.post(f"/v1/boxes/{hog['id']}:start").status_code == 200
+    else:
+        assert code == 137, (code, out)  # only the process is OOM-killed
     assert run(http, hog, "echo", "still here") == (0, "still here\n")
 
 

@@ -165,6 +165,19 @@ def test_replies_match_the_schemas(http: httpx.Client) -> None:
         check(json.loads(events[-1]["data"]), "ExitData")
         check(http.get(f"/v1/boxes/{bid}/exec/{ex['id']}").json(), "Exec")
         check(http.get(f"/v1/boxes/{bid}/metrics").json(), "MetricsSample")
+        snap = http.post(f"/v1/boxes/{bid}/snapshots", json={"name": "s1"})
+        assert snap.status_code == 201, snap.text
+        check(snap.json(), "Snapshot")
+        for listed in http.get(f"/v1/boxes/{bid}/snapshots").json():
+            check(listed, "Snapshot")
+        check(http.post(f"/v1/boxes/{bid}/snapshots/s1:restore").json(), "Box")
+        with http.stream("GET", "/v1/events", headers={"Last-Event-ID": "0"}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    event = json.loads(line[6:])
+                    check(event, "LifecycleEvent")
+                    if event["type"] == "restored" and event["box"]["id"] == bid:
+                        break
 
         resp = http.post(f"/v1/boxes/{bid}/sessions", json={"kind": "shell"})
         assert resp.status_code == 201, resp.text

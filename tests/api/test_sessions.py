@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from collections.abc import Callable, Iterator
 
@@ -13,7 +14,7 @@ from websockets.asyncio.client import connect, unix_connect
 from websockets.exceptions import InvalidStatus
 
 from ..servers import ServerProcess
-from .test_http import error
+from .test_http import error, sse
 
 SESSION_KEYS = {"id", "box_id", "kind", "status", "cwd", "created_at", "ended_at",
                 "error_message"}
@@ -34,15 +35,19 @@ class Session:
         return resp.json()["msg_id"]
 
     def events(self, until: Callable[[dict], bool], after: int | None = None,
-               timeout: float = 60) -> list[dict]:
-        """Events after the cursor up to the first ``until`` accepts (moves the cursor)."""
+               timeout: float = 60, within: float | None = None) -> list[dict]:
+        """Events after the cursor up to the first ``until`` accepts (moves the cursor);
+        TimeoutError if that takes over ``within`` s (keep-alives included)."""
         start = self.seen if after is None else after
+        deadline = time.monotonic() + within if within is not None else None
         headers = {"Last-Event-ID": str(start)}
         got: list[dict] = []
         with self.http.stream("GET", self.path + "/events", headers=headers,
                               timeout=timeout) as resp:
             assert resp.status_code == 200, resp.read()
             for line in resp.iter_lines():
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"no such event in {within} s after {start}: {got[-5:]}")
                 if line.startswith("data: "):
                     event = json.loads(line[6:])
                     got.append(event)
@@ -77,6 +82,29 @@ def _done(parent: str) -> Callable[[dict], bool]:
 def _idle(event: dict, parent: str) -> bool:
     return (event["msg_type"] == "status" and event["parent_msg_id"] == parent
             and event["content"]["execution_state"] == "idle")
+
+
+#: Kills (SIGKILL) the box's processes whose command line holds argv[1], but itself;
+#: prints their pids.
+KILL = ("import os, signal, sys\n"
+        "for p in filter(str.isdigit, os.listdir('/proc')):\n"
+        "    try:\n"
+        "        found = sys.argv[1].encode() in open(f'/proc/{p}/cmdline', 'rb').read()\n"
+        "        if found and int(p) != os.getpid():\n"
+        "            os.kill(int(p), signal.SIGKILL)\n"
+        "            print(p)\n"
+        "    except OSError:\n"
+        "        pass\n")
+#: What only the command line of a session's relay holds (its code).
+RELAY_MARK = "boxrun relay"
+
+
+def kill_in_box(http: httpx.Client, box_id: str, marker: str) -> list[str]:
+    """Kill the box's processes whose command line holds ``marker``; their pids."""
+    ex = http.post(f"/v1/boxes/{box_id}/exec", json={"cmd": ["python3", "-c", KILL, marker]})
+    assert ex.status_code == 201, ex.text
+    events = sse(http.get(f"/v1/boxes/{box_id}/exec/{ex.json()['id']}/events").text)
+    return "".join(e["data"]["data"] for e in events if e["data"]["stream"] == "stdout").split()
 
 
 def of(events: list[dict], msg_type: str) -> list[dict]:
@@ -221,6 +249,38 @@ def test_replay(sess: Session) -> None:
     assert replayed == live
 
 
+def test_relay_killed_reattaches(http: httpx.Client, sess: Session) -> None:
+    """The relay to the interpreter dies in the box: the server attaches again, variables
+    are intact, and a cell running across it loses no output (the agent kept it)."""
+    sess.execute("x = 42")
+    msg_id = sess.send("execute_request", {"code": "import time\ntime.sleep(1.5)\n"
+                                                   "print('across')"})
+    sess.events(lambda e: e["msg_type"] == "execute_input" and e["parent_msg_id"] == msg_id)
+    killed = time.monotonic()
+    assert kill_in_box(http, sess.box_id, RELAY_MARK), "no relay in the box"
+    seen = sess.events(_done(msg_id))
+    events = [e for e in seen if e["parent_msg_id"] == msg_id]
+    assert stdout(events) == "across\n" and reply(events)["status"] == "ok", seen[-1]
+    events = sess.execute("x")
+    assert of(events, "execute_result")[0]["content"]["data"]["text/plain"] == "42"
+    print(f"relay killed → next cell's result: {time.monotonic() - killed:.2f} s")
+    again = sess.events(lambda e: e["msg_type"] == "reattached", after=-1)[-1]
+    assert again["channel"] == "session" and again["content"]["status"] != "dead"
+    assert http.get(sess.path).json()["status"] == "idle"
+
+
+@pytest.mark.parametrize("kind", ["python", "ipykernel"])
+def test_interpreter_gone_is_dead(http: httpx.Client, python_box: dict, kind: str) -> None:
+    """The agent itself killed (nothing listens on its socket any more): ``dead``, said so."""
+    session, _ = start(http, python_box, kind)
+    assert kill_in_box(http, python_box["id"], f"/sessions/{session.id}/")  # agent, relay
+    dead = session.events(lambda e: e["msg_type"] == "dead")[-1]
+    assert "nothing listens on its socket" in dead["content"]["error_message"]
+    error(http.post(session.path + "/messages", json={
+        "channel": "shell", "msg_type": "execute_request", "content": {"code": "1"}}),
+        400, "SESSION_DEAD")
+
+
 def test_shell_kind(http: httpx.Client) -> None:
     box = make_box(http, "debian")
     try:
@@ -274,18 +334,38 @@ def test_out_of_memory(http: httpx.Client) -> None:
         http.delete(f"/v1/boxes/{box['id']}", params={"force": "true"})
 
 
-def test_server_restart_kills_sessions(new_server: ServerProcess) -> None:
+def test_server_restart_reattaches_sessions(new_server: ServerProcess) -> None:
+    """The server stops (SIGTERM, then SIGKILL) and starts again: the box runs on, its
+    ``python`` session is re-attached with its variables (event numbers going on past what
+    the last server may have published), its ``shell`` session (an exec of the server's)
+    is dead, saying why."""
+    new_server.env["BOXRUN_STOP_BOXES"] = "0"  # boxes outlive the server
     new_server.start()
     with new_server.http() as http:
         box = make_box(http, "python")
-        session, _ = start(http, box, "python")
-    new_server.kill()
-    new_server.start()
+        interp, _ = start(http, box, "python")
+        shell, _ = start(http, box, "shell")
+        interp.execute("x = 42")
+    for sig, why in ((signal.SIGTERM, "the server shut down"),
+                     (signal.SIGKILL, "the server restarted")):
+        last = interp.seen
+        new_server.kill(sig)
+        new_server.start()
+        with new_server.http() as http:
+            interp.http = shell.http = http
+            assert http.get(f"/v1/boxes/{box['id']}").json()["status"] == "running"
+            try:
+                again = interp.events(lambda e: e["msg_type"] == "reattached", within=90)[-1]
+            except TimeoutError as exc:
+                raise AssertionError(f"{exc}; the server's log ends:\n"
+                                     f"{new_server.log.read_text()[-4000:]}") from None
+            assert again["seq"] > last + 1_000_000 - 100 and again["channel"] == "session"
+            events = interp.execute("x")
+            assert of(events, "execute_result")[0]["content"]["data"]["text/plain"] == "42"
+            body = http.get(shell.path).json()
+            if sig == signal.SIGTERM:
+                assert body["status"] == "dead" and body["error_message"] == why, body
     with new_server.http() as http:
-        body = http.get(f"/v1/boxes/{box['id']}/sessions/{session.id}").json()
-        assert body["status"] == "dead" and body["error_message"] == "the server restarted"
-        session.http = http
-        assert session.events(lambda e: False)[-1]["msg_type"] == "dead"
         http.delete(f"/v1/boxes/{box['id']}", params={"force": "true"})
 
 

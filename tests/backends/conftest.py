@@ -44,7 +44,8 @@ async def backend(built_images: BuiltImages, state_dir: Path) -> AsyncIterator[N
     await backend.close()
     for box in (state_dir / "boxes").glob("ns-*"):
         await backend.remove(box.name)
-    assert {p.name for p in (state_dir / "boxes").iterdir()} <= {".rootfs", ".locks"}
+    assert {p.name for p in (state_dir / "boxes").iterdir()} <= {".rootfs", ".locks", ".ctl"}
+    assert not any((state_dir / "boxes" / ".ctl").iterdir())
 
 
 @pytest.fixture

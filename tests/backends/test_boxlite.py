@@ -23,6 +23,7 @@ from jupyter_ext.backends.boxlite import options  # noqa: E402
 from jupyter_ext.backends.boxlite.backend import BoxliteBackend  # noqa: E402
 from jupyter_ext.backends.boxlite.errors import boot_excerpt, to_boxrun  # noqa: E402
 from jupyter_ext.backends.boxlite.process import VmProcess  # noqa: E402
+from jupyter_ext.backends.boxlite.terminal import VmTerminal  # noqa: E402
 from jupyter_ext.backends.boxlite.verdict import VerdictStore, host_key, kvm_problem  # noqa: E402
 from jupyter_ext.core.errors import BoxRunError  # noqa: E402
 
@@ -87,6 +88,7 @@ async def test_a_box_that_is_not_running_refuses_work(
     handle = await backend.create(spec())
     await backend.stop(handle)  # not booted: nothing to stop
     for call in (backend.exec(handle, ["true"], {}, "/"), backend.metrics(handle),
+                 backend.attach(handle, ["/bin/sh"], {}, "/", 80, 24),
                  anext(backend.download(handle, "/etc/hostname"))):
         assert "not running" in (await code_of(call)).message
     assert (await code_of(backend.start("../etc", spec()))).code == "RUNTIME_ERROR"
@@ -166,6 +168,7 @@ def test_box_options_carry_the_spec(spec: Callable[..., BoxSpec]) -> None:
     assert (opts.cpus, opts.memory_mib, opts.disk_size_gb, opts.working_dir) == (2, 300, 3, "/srv")
     assert opts.env == [("K", "v")] and "enabled" in repr(opts.network)
     assert opts.rootfs_path and opts.image is None and not opts.auto_delete
+    assert opts.detach, "a box's micro-VM must outlive the server, for the next one to adopt"
     pulled = options.box_options(replace(spec(), image="alpine:3.20", oci_layout=None))
     assert (pulled.image, pulled.rootfs_path) == ("alpine:3.20", None)
     assert "disabled" in repr(pulled.network)
@@ -248,3 +251,135 @@ async def test_a_process_streams_bytes_and_maps_signals() -> None:
     assert execution.killed and await process.wait() == 137 and await process.wait() == 137
     quiet = FakeExecution(0)
     assert await (await VmProcess.start(quiet, stdin=False)).wait() == 0 and quiet.closed
+
+
+class FakeTtyExecution(FakeExecution):
+    """An ``Execution`` started with ``tty=True``: what it shows, its resizes."""
+
+    def __init__(self, exit_code: int, shown: tuple[str, ...] = ("$ ", "hi\r\n"),
+                 stdin_gone: bool = False) -> None:
+        super().__init__(exit_code)
+        self.shown = shown
+        self.sizes: list[tuple[int, int]] = []
+        self.stdin_gone = stdin_gone
+        self.resizable = True
+        self.hang = asyncio.Event()
+
+    def stdout(self) -> AsyncIterator[str]:
+        return self._lines(*self.shown)
+
+    def stderr(self) -> AsyncIterator[str]:
+        return self._lines("warn\n")
+
+    def stdin(self) -> SimpleNamespace:
+        writer = super().stdin()
+        if self.stdin_gone:
+            async def gone(data: bytes) -> None:
+                raise boxlite.BoxliteError("the process has exited")
+
+            writer.send_input = gone
+        return writer
+
+    async def resize_tty(self, rows: int, cols: int) -> None:
+        if not self.resizable:
+            raise boxlite.BoxliteError("the process has exited")
+        self.sizes.append((rows, cols))
+
+
+async def read_all(terminal: VmTerminal) -> list[bytes]:
+    chunks = []
+    while chunk := await asyncio.wait_for(terminal.read(), 5):
+        chunks.append(chunk)
+    return chunks
+
+
+async def test_a_terminal_shows_both_streams_types_resizes_and_maps_signals() -> None:
+    execution = FakeTtyExecution(-9)
+    terminal = await VmTerminal.start(execution, 100, 30)
+    assert execution.sizes == [(30, 100)], "sized at once, rows first as BoxLite takes them"
+    assert not execution.closed, "a terminal's stdin stays open for typing"
+    await terminal.write(b"ls\r")
+    await terminal.resize(120, 40)
+    shown = await read_all(terminal)
+    assert sorted(shown) == sorted([b"$ ", b"hi\r\n", b"warn\n"])
+    assert shown.index(b"$ ") < shown.index(b"hi\r\n")
+    assert await terminal.read() == b""
+    assert execution.sent == [b"ls\r"] and execution.sizes[1:] == [(40, 120)]
+    assert await terminal.wait() == 137
+    terminal.kill()
+    await asyncio.sleep(0)
+    assert not execution.killed, "an ended command is not killed again"
+
+
+async def test_typing_or_resizing_an_ended_terminal_is_dropped() -> None:
+    execution = FakeTtyExecution(0, stdin_gone=True)
+    terminal = await VmTerminal.start(execution, 80, 24)
+    await terminal.write(b"too late\r")
+    execution.resizable = False
+    await terminal.resize(90, 30)
+    await read_all(terminal)
+    assert execution.sizes == [(24, 80)]
+    terminal.kill()
+
+
+async def test_kill_ends_a_terminal_that_shows_nothing() -> None:
+    execution = FakeTtyExecution(0)
+
+    async def silent() -> AsyncIterator[str]:
+        await execution.hang.wait()
+        yield "never"
+
+    execution.stdout = silent  # type: ignore[method-assign]
+    execution.stderr = silent  # type: ignore[method-assign]
+    terminal = await VmTerminal.start(execution, 80, 24)
+    reader = asyncio.ensure_future(terminal.read())
+    await asyncio.sleep(0.05)
+    assert not reader.done()
+    terminal.kill()
+    assert await asyncio.wait_for(reader, 2) == b""
+    await asyncio.sleep(0)
+    assert execution.killed and await terminal.read() == b""
+
+
+async def test_attach_starts_the_command_on_a_tty_of_the_running_box(
+    backend: BoxliteBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[tuple[str, dict]] = []
+    execution = FakeTtyExecution(0)
+
+    class Box:
+        async def exec(self, cmd: str, **kw: object) -> FakeTtyExecution:
+            started.append((cmd, kw))
+            if cmd == "/missing":
+                raise boxlite.ExecutionError("no such file")
+            return execution
+
+    async def running_box(handle: str, running: bool = False) -> Box:
+        assert running, "a terminal needs a running box"
+        return Box()
+
+    monkeypatch.setattr(backend, "_box", running_box)
+    terminal = await backend.attach("abc", ["/bin/sh", "-c", "exec bash"], {"TERM": "vt100"},
+                                    "/root", 132, 43)
+    assert started == [("/bin/sh", {"args": ["-c", "exec bash"], "env": [("TERM", "vt100")],
+                                    "cwd": "/root", "tty": True})]
+    assert execution.sizes == [(43, 132)]
+    assert b"".join(await read_all(terminal))
+    terminal.kill()
+    err = await code_of(backend.attach("abc", ["/missing"], {}, "/", 80, 24))
+    assert err.code == "RUNTIME_ERROR" and "/missing" in err.message
+
+
+async def test_only_a_running_box_is_adopted_and_prune_keeps_owned_boxes(
+    backend: BoxliteBackend, spec: Callable[..., BoxSpec]
+) -> None:
+    kept = await backend.create(spec())
+    orphan = await backend.create(replace(spec(), box_id="box_orphan"))
+    assert await backend.adopt(kept) is False, "registered but never booted: nothing runs"
+    for bogus in ("0123456789abcdef0123456789", "../etc"):
+        assert await backend.adopt(bogus) is False
+    await backend.prune({kept})
+    assert await backend.runtime.get_info(orphan) is None
+    assert not backend.box_dir(orphan).exists()
+    assert await backend.runtime.get_info(kept) is not None
+

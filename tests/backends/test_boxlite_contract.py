@@ -8,6 +8,7 @@ before the boot is tested in test_boxlite.py and test_boxlite_select.py.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -18,9 +19,12 @@ pytest.importorskip("boxlite")
 
 from boxrun_sdk import BoxRunClient, BoxRunError  # noqa: E402
 
+from jupyter_ext.backends.base import BoxSpec  # noqa: E402
+from jupyter_ext.backends.boxlite.backend import BoxliteBackend  # noqa: E402
 from jupyter_ext.backends.boxlite.probe import probe  # noqa: E402
 from jupyter_ext.backends.boxlite.verdict import Verdict, host_key, host_problem  # noqa: E402
 
+from ..api.test_attach import Tty, attach  # noqa: E402
 from ..conftest import BuiltImages  # noqa: E402
 from ..servers import ServerProcess  # noqa: E402
 
@@ -115,3 +119,58 @@ async def test_limits_network_volumes_and_timeouts(client: BoxRunClient, tmp_pat
     assert not (tmp_path / "x").exists()
     timed = await client.run("debian", ["sleep", "30"], timeout_ms=500)
     assert timed.exit_code != 0 and "timed out" in timed.error_message
+
+
+async def test_attach_types_resizes_and_exits_in_a_micro_vm(
+    vm_server: ServerProcess, client: BoxRunClient
+) -> None:
+    box = await client.create("debian", cpu=1, memory_mb=512)
+    try:
+        async with attach(vm_server, box.id, "?cols=100&rows=30&shell=/bin/sh") as ws:
+            tty = Tty(ws)
+            await tty.type("stty size; tty; echo $TERM\r")
+            await tty.expect(rb"30 100\r\n/dev/pts/\d+\r\nxterm-256color\r\n")
+            await ws.send(json.dumps({"type": "resize", "cols": 120, "rows": 40}))
+            await tty.type("stty size\r")
+            await tty.expect(rb"40 120\r\n")
+            await tty.type("sleep 100\r")
+            await asyncio.sleep(0.5)
+            await tty.type("\x03echo status $?\r")  # Ctrl-C reaches the foreground job
+            await tty.expect(rb"status 130\r\n")
+            await tty.type("exit 3\r")
+            assert await tty.control() == {"type": "exit", "code": 3}, tty.shown
+    finally:
+        await box.remove(force=True)
+
+
+async def test_a_running_micro_vm_is_adopted_by_the_next_runtime(
+    vm_verdict: Verdict, built_images: BuiltImages, tmp_path: Path
+) -> None:
+    """A box outlives the backend that booted it (BoxLite's detach); a new backend on the
+    same state dir adopts it and runs commands in it; prune removes what no row owns."""
+    if not vm_verdict.boots:
+        pytest.skip(f"micro-VMs cannot boot on this host: {vm_verdict.reason}")
+    ref, layout = built_images.store.resolve("debian")
+    spec = BoxSpec(box_id="box_adopted", name=None, image=ref, oci_layout=layout, cpu=1,
+                   memory_mb=512, disk_size_gb=1, network=False, workdir="/root")
+    first = BoxliteBackend(tmp_path, built_images.store)
+    await first.open()
+    handle = await first.create(spec)
+    await first.start(handle, spec)
+    marker = await first.exec(handle, ["sh", "-c", "sleep 1000 & echo $! > /root/pid"], {}, "/")
+    assert await marker.wait() == 0
+    await first.close()
+
+    second = BoxliteBackend(tmp_path, built_images.store)
+    await second.open()
+    try:
+        assert await second.adopt(handle)
+        alive = await second.exec(handle, ["sh", "-c", "kill -0 $(cat /root/pid)"], {}, "/")
+        assert await alive.wait() == 0, "the box's processes outlived the first backend"
+        await second.prune(set())
+        assert not await second.adopt(handle)
+        assert await second.runtime.get_info(handle) is None
+    finally:
+        await second.remove(handle)
+        await second.close()
+

@@ -23,7 +23,12 @@ def notebook_dir() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
+def env_of(server: ServerProcess) -> dict[str, str]:
+    """The environment of a ``boxrun`` kernel using ``server``."""
+    return {**os.environ, "BOXRUN_SOCKET": server.socket}
+
+
 @pytest.fixture(scope="class")
 def kernel_env(server: ServerProcess) -> dict[str, str]:
     """The environment of a ``boxrun`` kernel using the shared test server."""
-    return {**os.environ, "BOXRUN_SOCKET": server.socket}
+    return env_of(server)

@@ -1,8 +1,9 @@
-"""The ``boxrun`` kernelspec against jupyter_kernel_test, with a real server and box."""
+"""The ``boxrun`` kernelspec against jupyter_kernel_test, with a real server and box, on
+every backend (a unittest class cannot be parametrized: one subclass per backend)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +13,31 @@ from jupyter_client.manager import start_new_kernel
 
 from boxrun_kernel.outputs import MIME_TYPE
 
+from ..conftest import backend_problem, suite_backends
+from ..servers import ServerProcess
+from .conftest import env_of
+
 TIMEOUT = 30
 
 
 @pytest.fixture(scope="class", autouse=True)
-def boxrun_kernel(request: pytest.FixtureRequest, kernel_env: dict[str, str],
+def boxrun_kernel(request: pytest.FixtureRequest, servers: Callable[[str], ServerProcess],
                   notebook_dir: Path) -> Iterator[None]:
-    """Start the kernel once for the class (in place of ``KernelTests.setUpClass``)."""
+    """Start the kernel once for the class (in place of ``KernelTests.setUpClass``), on
+    the shared server of the class's backend."""
     cls = request.cls
-    cls.km, cls.kc = start_new_kernel(kernel_name="boxrun", env=kernel_env,
+    if problem := backend_problem(cls.backend):
+        pytest.skip(f"backend {cls.backend}: {problem}")
+    cls.km, cls.kc = start_new_kernel(kernel_name="boxrun", env=env_of(servers(cls.backend)),
                                       cwd=str(notebook_dir), startup_timeout=120)
     yield
     cls.kc.stop_channels()
     cls.km.shutdown_kernel()
 
 
-class TestBoxRunKernel(jupyter_kernel_test.KernelTests):
+class BoxRunKernelTests(jupyter_kernel_test.KernelTests):
+    __test__ = False  # collected through its subclass per backend, below
+    backend = ""
     kernel_name = "boxrun"
     language_name = "python"
     file_extension = ".py"
@@ -126,3 +136,9 @@ class TestBoxRunKernel(jupyter_kernel_test.KernelTests):
         reply = self.kc.get_shell_msg(timeout=TIMEOUT)
         assert reply["parent_header"]["msg_id"] == info_id
         assert reply["content"]["comms"] == {"c1": {"target_name": "echo"}}
+
+
+for _backend in suite_backends():
+    globals()[f"TestBoxRunKernel_{_backend}"] = type(
+        f"TestBoxRunKernel_{_backend}", (BoxRunKernelTests,),
+        {"__test__": True, "backend": _backend})

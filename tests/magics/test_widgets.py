@@ -34,6 +34,7 @@ def test_follows_another_client(monitor: Driver, http: httpx.Client) -> None:
     row.wait_status("running")
     assert "namespace sandbox" in str(monitor.models) and "128 MiB reserved" in str(
         monitor.models)
+    assert "configured: backend = namespace" in str(monitor.models)  # why this backend
     http.post("/v1/boxes/watched:stop").raise_for_status()
     row.wait_status("stopped")
     start = row.ids()["buttons"]["start"]

@@ -1,8 +1,8 @@
 """The security suite: a real ``boxrun serve`` per backend and what a box attacks with;
 servers with small limits, SSE and the database.
 
-Each test module runs against every backend in :data:`BACKENDS` that this host can run
-(a second backend joins the suite by being added there).
+Each test runs against every backend in :data:`~tests.servers.BACKENDS` that this host
+can run (the ``server_backend`` fixture of ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -21,18 +21,16 @@ from httpx_sse import connect_sse
 
 from ..servers import ServerProcess
 
-BACKENDS = ["namespace", "gvisor"]
 HERE = Path(__file__).parent
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def hostile_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+@pytest.fixture(scope="module")
+def hostile_server(server_backend: str, tmp_path_factory: pytest.TempPathFactory,
                    images_dir: Path) -> Iterator[ServerProcess]:
-    """A server on ``request.param``'s backend, its state dir 0700 as the CLI makes it."""
-    root = tmp_path_factory.mktemp(f"hostile-{request.param}")
-    state = root / "state"
+    """A server on ``server_backend``, its state dir 0700 as the CLI makes it."""
+    state = tmp_path_factory.mktemp(f"hostile-{server_backend}") / "state"
     state.mkdir(mode=0o700)
-    server = ServerProcess(state, images_dir, env={"BOXRUN_BACKEND": request.param}).start()
+    server = ServerProcess(state, images_dir, backend=server_backend).start()
     yield server
     server.stop()
 

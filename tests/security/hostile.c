@@ -7,15 +7,23 @@
  *                             host credentials (an unmapped uid shows as 65534) and
  *                             try to PTRACE_SEIZE them; prints "seen N seized M"
  *   hostile listen PORT       accept connections on 0.0.0.0:PORT for 20 s
- *   hostile connect IP PORT   prints "connected" or the errno of a TCP connect (3 s)
+ *   hostile connect IP PORT   prints "connected" or the errno of a TCP connect (3 s;
+ *                             IPv4, or IPv6 with an optional %INTERFACE)
+ *   hostile reroute IP        tries to route IP (a link-local address) through the
+ *                             box's network (netlink: delete the unreachable route
+ *                             and the address on lo that keep 169.254.0.0/16 out of
+ *                             reach, add IP/32 via 10.0.2.2); one line per attempt:
+ *                             NAME ERRNO (0: it worked)
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
+#include <linux/rtnetlink.h>
 #include <linux/perf_event.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +36,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <dirent.h>
+#include <net/if.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -138,17 +147,90 @@ static int listen_on(int port) {
     }
 }
 
+/* Non-blocking, then poll: gVisor's connect ignores SO_SNDTIMEO (a SYN no one answers
+ * would block it for the 127 s of TCP's retries). */
 static int connect_to(const char *ip, int port) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port)};
-    struct timeval timeout = {3, 0};
-    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-    if (inet_pton(AF_INET, ip, &addr.sin_addr) != 1)
+    struct sockaddr_in6 addr6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+    char host[64];
+    snprintf(host, sizeof host, "%s", ip);
+    char *scope = strchr(host, '%');
+    if (scope) {
+        *scope = '\0';
+        addr6.sin6_scope_id = if_nametoindex(scope + 1);
+    }
+    int v6 = strchr(host, ':') != NULL;
+    if (v6 ? inet_pton(AF_INET6, host, &addr6.sin6_addr) != 1
+           : inet_pton(AF_INET, host, &addr.sin_addr) != 1)
         return 2;
-    if (connect(s, (struct sockaddr *)&addr, sizeof addr) == 0)
+    int s = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), err = 0;
+    socklen_t len = sizeof err;
+    if (s < 0)
+        err = errno;
+    else if (connect(s, v6 ? (struct sockaddr *)&addr6 : (struct sockaddr *)&addr,
+                     v6 ? sizeof addr6 : sizeof addr) < 0) {
+        struct pollfd wait = {.fd = s, .events = POLLOUT};
+        if (errno != EINPROGRESS)
+            err = errno;
+        else if (poll(&wait, 1, 3000) != 1)
+            err = ETIMEDOUT;
+        else
+            getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
+    }
+    if (err == 0)
         printf("connected\n");
     else
-        printf("errno %d\n", errno);
+        printf("errno %d\n", err);
+    return 0;
+}
+
+/* A netlink route request of TYPE with BODY (LEN bytes) and IPv4 attributes. */
+static void netlink(const char *name, unsigned short type, unsigned short flags,
+                    const void *body, size_t len, const unsigned short *attrs,
+                    const char *const *ips, int count) {
+    struct {
+        struct nlmsghdr head;
+        char data[256];
+    } req = {.head = {.nlmsg_type = type, .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags}};
+    memcpy(req.data, body, len);
+    size_t at = NLMSG_ALIGN(len);
+    for (int i = 0; i < count; i++) {
+        struct rtattr *attr = (struct rtattr *)(req.data + at);
+        attr->rta_type = attrs[i];
+        attr->rta_len = RTA_LENGTH(4);
+        inet_pton(AF_INET, ips[i], RTA_DATA(attr));
+        at += RTA_ALIGN(attr->rta_len);
+    }
+    req.head.nlmsg_len = NLMSG_LENGTH(at);
+    int s = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE), err = errno;
+    char reply[1024];
+    if (s >= 0) {
+        err = 0;
+        if (send(s, &req, req.head.nlmsg_len, 0) < 0 || recv(s, reply, sizeof reply, 0) < 0)
+            err = errno;
+        else if (((struct nlmsghdr *)reply)->nlmsg_type == NLMSG_ERROR)
+            err = -((struct nlmsgerr *)NLMSG_DATA(reply))->error;
+        close(s);
+    }
+    printf("%s %d\n", name, err);
+}
+
+static int reroute(const char *ip) {
+    struct rtmsg unreachable = {.rtm_family = AF_INET, .rtm_dst_len = 16,
+                                .rtm_table = RT_TABLE_MAIN, .rtm_type = RTN_UNREACHABLE};
+    const unsigned short dst[] = {RTA_DST, RTA_GATEWAY};
+    const char *link_local[] = {"169.254.0.0"};
+    netlink("delroute", RTM_DELROUTE, 0, &unreachable, sizeof unreachable, dst, link_local, 1);
+    struct ifaddrmsg on_lo = {.ifa_family = AF_INET, .ifa_prefixlen = 16,
+                              .ifa_index = if_nametoindex("lo")};
+    const unsigned short local[] = {IFA_LOCAL, IFA_ADDRESS};
+    const char *lo_address[] = {"169.254.0.1", "169.254.0.1"};
+    netlink("deladdr", RTM_DELADDR, 0, &on_lo, sizeof on_lo, local, lo_address, 2);
+    struct rtmsg via = {.rtm_family = AF_INET, .rtm_dst_len = 32, .rtm_table = RT_TABLE_MAIN,
+                        .rtm_protocol = RTPROT_BOOT, .rtm_type = RTN_UNICAST};
+    const char *route[] = {ip, "10.0.2.2"};
+    netlink("newroute", RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, &via, sizeof via, dst,
+            route, 2);
     return 0;
 }
 
@@ -161,6 +243,9 @@ int main(int argc, char **argv) {
         return connect_to(argv[2], atoi(argv[3]));
     if (argc >= 3 && strcmp(argv[1], "listen") == 0)
         return listen_on(atoi(argv[2]));
-    fprintf(stderr, "usage: hostile syscalls | scan STOPFILE | listen PORT | connect IP PORT\n");
+    if (argc >= 3 && strcmp(argv[1], "reroute") == 0)
+        return reroute(argv[2]);
+    fprintf(stderr, "usage: hostile syscalls | scan STOPFILE | listen PORT | connect IP PORT"
+                    " | reroute IP\n");
     return 2;
 }

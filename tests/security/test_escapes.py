@@ -55,8 +55,11 @@ def plant(boxes: Boxes, box: dict, evil_so: bytes, marker: Path) -> dict[str, st
     for name in HOST_TOOLS:
         boxes.upload(box, f"{inside}/{name}", f"#!/bin/sh\ntouch {marker}\n".encode())
     assert boxes.run(box, "sh", "-c", f"chmod 755 {inside}/*")[0] == 0
-    if boxes.backend == "gvisor":  # box processes live in the Sentry: its layer on the host
-        evil = str(boxes.server.state_dir / "gvisor" / box["boxlite_id"] / "upper/root/evil")
+    if boxes.backend == "gvisor":  # box processes live in the Sentry: the box's root as its
+        # gofer (which serves the box's files from the host) sees it
+        gofer = next(pid for pid in host_pids_of(box["boxlite_id"])
+                     if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"runsc-gofer"))
+        evil = f"/proc/{gofer}/root/root/evil"
     else:
         anchor = f"boxrun-anchor-{secrets.token_hex(6)}"
         boxes.start(box, "sh", "-c", "sleep 600", anchor)

@@ -21,10 +21,6 @@ def host_address() -> str | None:
     return out.split()[3].split("/")[0] if out.split() else None
 
 
-#: Why ``network: true`` cases are skipped on gVisor.
-NO_NETWORK = "network: true is not supported on gVisor yet (boxes have loopback only)"
-
-
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
     """A host service on 127.0.0.1 that must stay the host's own."""
@@ -41,8 +37,6 @@ def connect(boxes: Boxes, box: dict, hostile: str, ip: str, port: int) -> str:
 
 @pytest.mark.parametrize("network", [False, True])
 def test_host_loopback_is_out_of_reach(boxes: Boxes, hostile_binary, listener, network):
-    if network:
-        boxes.skip_on("gvisor", NO_NETWORK)
     port = listener.getsockname()[1]
     box = boxes.create(network=network)
     hostile = boxes.install(box, hostile_binary)
@@ -52,8 +46,6 @@ def test_host_loopback_is_out_of_reach(boxes: Boxes, hostile_binary, listener, n
 
 @pytest.mark.parametrize("network", [False, True])
 def test_outbound_only_with_network(boxes: Boxes, hostile_http, hostile_binary, network):
-    if network:
-        boxes.skip_on("gvisor", NO_NETWORK)
     address = host_address()
     if address is None:
         pytest.skip("this host has no global IPv4 address to stand for the outside")
@@ -69,6 +61,33 @@ def test_outbound_only_with_network(boxes: Boxes, hostile_http, hostile_binary, 
     if network:
         metrics = hostile_http.get(f"/v1/boxes/{box['id']}/metrics").json()
         assert metrics["net_rx_bytes"] > 0 and metrics["net_tx_bytes"] > 0, metrics
+
+
+def host_link_local6() -> list[str]:
+    """The host's IPv6 link-local addresses, each with its interface (``ADDR%IF``)."""
+    out = subprocess.run(["ip", "-6", "-o", "addr", "show", "scope", "link"],
+                         capture_output=True, text=True).stdout
+    return [f"{line.split()[3].split('/')[0]}%{line.split()[1]}" for line in out.splitlines()]
+
+
+@pytest.mark.parametrize("network", [False, True])
+def test_host_ipv6_loopback_and_link_local_are_out_of_reach(boxes: Boxes, hostile_binary,
+                                                             network):
+    services = []
+    for address in ["::1", *host_link_local6()]:
+        family, kind, _, _, where = socket.getaddrinfo(address, 0, type=socket.SOCK_STREAM)[0]
+        service = socket.socket(family, kind)
+        service.bind(where)
+        service.listen()
+        services.append((address.partition("%")[0], service))
+    box = boxes.create(network=network)
+    hostile = boxes.install(box, hostile_binary)
+    for address, service in services:
+        port = service.getsockname()[1]
+        scopes = ["%lo", "%tap0"] if network and address.startswith("fe80") else ["%lo"]
+        for target in [address] if address == "::1" else [address + s for s in scopes]:
+            assert connect(boxes, box, hostile, target, port) != "connected", target
+        service.close()
 
 
 @pytest.fixture
@@ -90,15 +109,19 @@ def test_link_local_and_metadata_are_out_of_reach(boxes: Boxes, hostile_binary, 
     port = service.getsockname()[1]
     with socket.create_connection((link_local, port), timeout=3):
         pass  # the host itself reaches it
-    box = boxes.create(network=boxes.backend != "gvisor")  # gVisor: loopback only (yet)
+    box = boxes.create(network=True)
     hostile = boxes.install(box, hostile_binary)
+    code, out, err = boxes.run(box, hostile, "reroute", link_local)  # box root's netlink
+    assert code == 0, err
+    attempts = dict(line.split() for line in out.splitlines())
+    assert set(attempts) == {"delroute", "deladdr", "newroute"} and "0" not in attempts.values()
     result = connect(boxes, box, hostile, link_local, port)
     service.close()
     assert result != "connected"
 
 
 def test_a_box_cannot_listen_on_host_ports(boxes: Boxes, hostile_binary):
-    box = boxes.create(network=boxes.backend != "gvisor")  # gVisor: loopback only (yet)
+    box = boxes.create(network=True)
     hostile = boxes.install(box, hostile_binary)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

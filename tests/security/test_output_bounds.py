@@ -196,9 +196,10 @@ def test_a_64_mb_display_costs_linear_time_and_the_server_keeps_answering(
     assert cpu[64] < 4 * cpu[16] * 1.5 + 0.2, cpu  # linear (the old reading: quadratic)
     assert cpu[64] < 2, cpu
     assert len(times) > 20
-    # Under 50 ms; one in twenty may wait for a core of the loaded host a little longer
-    # (the server's own time for each stays under 10 ms in its log).
-    assert p95 < 0.05 and times[-1] < 0.1, times[-5:]
+    # The server's own time for each answer stays under 10 ms in its log; on a loaded
+    # 2-core host some wait for a core (p95 60 ms, max 0.26 s at a load of 10). A loop
+    # blocked by the message, the attack, holds the answers for seconds.
+    assert p95 < 0.1 and times[-1] < 0.5, times[-5:]
     assert rss_growth < 40, f"the server's peak RSS grew by {rss_growth:.0f} MB"
 
 

@@ -10,7 +10,9 @@ export const ARTIFACTS = path.resolve(__dirname, '..', '..', 'test-artifacts');
 export default defineConfig({
   testDir: '.',
   testMatch: '*.spec.ts',
-  globalSetup: require.resolve('./global-setup'),
+  // BOXRUN_DASH_URL: the dashboard specs against a `boxrun serve` the caller started
+  // (tests/ui/test_dashboard.py); otherwise every spec against a `jupyter lab` of its own.
+  globalSetup: process.env.BOXRUN_DASH_URL ? undefined : require.resolve('./global-setup'),
   outputDir: path.join(ARTIFACTS, 'ui-results'),
   fullyParallel: false,
   workers: 1,

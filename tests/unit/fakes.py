@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import tempfile
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
@@ -60,6 +62,7 @@ class FakeBackend(Backend):
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="fake-backend-"))
+        weakref.finalize(self, shutil.rmtree, self.root, True)  # at exit at the latest
         self.alive: set[str] = set()
         self.fail_start = False
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import shutil
+import signal
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
@@ -18,11 +21,15 @@ from ..base import Backend, BoxSpec
 from . import options
 from .errors import boot_failure, is_boot_failure, to_boxrun
 from .process import VmProcess
+from .terminal import VmTerminal
 from .verdict import ADVICE, VerdictStore, kvm_problem
+
+log = logging.getLogger(__name__)
 
 #: Longest wait for a micro-VM to boot (a first boot also imports the image).
 BOOT_TIMEOUT = 180.0
-SHUTDOWN_TIMEOUT = 10
+#: Longest wait for the guest agent of a micro-VM found running at start-up to answer.
+ADOPT_TIMEOUT = 10.0
 CHUNK = 1 << 16
 
 
@@ -61,13 +68,36 @@ class BoxliteBackend(Backend):
         self._registry = asyncio.ensure_future(asyncio.to_thread(options.registry_reachable))
 
     async def close(self) -> None:
-        """Shut the runtime down (it stops any box still running)."""
+        """Release the runtime. Boxes still running keep running: they are created
+        detached, so their micro-VMs outlive this process and :meth:`adopt` finds them."""
         if self._registry is not None:
             self._registry.cancel()
         if self.runtime is not None:
-            await self.runtime.shutdown(SHUTDOWN_TIMEOUT)
             self.runtime.close()
             self.runtime = None
+
+    async def adopt(self, handle: str) -> bool:
+        """Whether the box's micro-VM still runs (booted by an earlier server) and its
+        guest agent answers; then this runtime serves it like a box it booted."""
+        try:
+            self.box_dir(handle)
+            info = await self._rt.get_info(handle)
+            if info is None or not info.state.running:
+                return False
+            return await asyncio.wait_for(self._answers(handle), ADOPT_TIMEOUT)
+        except (BoxRunError, boxlite.BoxliteError, TimeoutError) as err:
+            log.warning("BoxLite box %s cannot be adopted: %s", handle, err)
+            return False
+
+    async def _answers(self, handle: str) -> bool:
+        """Whether a command runs in the box (its guest agent answers)."""
+        return await (await self.exec(handle, ["/bin/sh", "-c", ":"], {}, "/")).wait() == 0
+
+    async def prune(self, keep: set[str]) -> None:
+        """Remove the BoxLite boxes (and their folders) that no box of the server owns."""
+        for info in await self._rt.list_info():
+            if info.id not in keep:
+                await self.remove(info.id)
 
     def boot_problem(self) -> str | None:
         """Why boxes cannot boot, known without booting: no KVM, or a remembered failure."""
@@ -125,6 +155,7 @@ class BoxliteBackend(Backend):
         try:
             await asyncio.wait_for(box.start(), BOOT_TIMEOUT)
         except Exception as err:
+            _kill_shim(self.box_dir(handle))
             if not is_boot_failure(err):
                 raise to_boxrun(err, f"starting box {handle}") from err
             error, reason = boot_failure(err, self.box_dir(handle))
@@ -156,6 +187,7 @@ class BoxliteBackend(Backend):
             pass
         except boxlite.BoxliteError as err:
             raise to_boxrun(err, f"removing box {handle}") from err
+        _kill_shim(box_dir)
         shutil.rmtree(box_dir, ignore_errors=True)
 
     async def running(self) -> set[str]:
@@ -171,11 +203,33 @@ class BoxliteBackend(Backend):
         stdin: bool = False,
     ) -> VmProcess:
         """Start ``cmd`` in the running micro-VM."""
-        box = await self._box(handle, running=True)
-        try:
+        async with self._running(handle, cmd) as box:
             execution = await box.exec(cmd[0], args=list(cmd[1:]), env=list(env.items()),
                                        cwd=workdir)
             return await VmProcess.start(execution, stdin)
+
+    async def attach(
+        self,
+        handle: str,
+        cmd: Sequence[str],
+        env: Mapping[str, str],
+        workdir: str,
+        cols: int,
+        rows: int,
+    ) -> VmTerminal:
+        """Start ``cmd`` on a pty of the guest (BoxLite's ``tty=True``): a new session with
+        the pty as its controlling terminal, sized ``cols`` x ``rows``."""
+        async with self._running(handle, cmd) as box:
+            execution = await box.exec(cmd[0], args=list(cmd[1:]), env=list(env.items()),
+                                       cwd=workdir, tty=True)
+            return await VmTerminal.start(execution, cols, rows)
+
+    @asynccontextmanager
+    async def _running(self, handle: str, cmd: Sequence[str]) -> AsyncIterator[boxlite.Box]:
+        """The running box, to start ``cmd`` in; BoxLite's errors as RUNTIME_ERROR."""
+        box = await self._box(handle, running=True)
+        try:
+            yield box
         except boxlite.BoxliteError as err:
             raise to_boxrun(err, f"cannot run {cmd[0]!r} in box {handle}") from err
 
@@ -223,3 +277,26 @@ class BoxliteBackend(Backend):
             with target.open("rb") as data:
                 while chunk := data.read(CHUNK):
                     yield chunk
+
+
+def _kill_shim(box_dir: Path) -> None:
+    """Kill the shim of a micro-VM that did not boot, with the sandbox it runs in.
+
+    Boxes are detached, so BoxLite leaves such a shim running (hung in the hypervisor)
+    when its boot fails, and neither stop nor remove ends it. It is the process running
+    the box's own ``bin/boxlite-shim`` (its ``shim.pid`` counts in the sandbox's pid
+    namespace), leading the process group of that sandbox.
+    """
+    shim = str(box_dir / "bin" / "boxlite-shim").encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if not cmdline.read_bytes().startswith(shim):
+                continue
+            pid = int(cmdline.parent.name)
+            group = os.getpgid(pid)
+            if group == os.getpgrp():
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(group, signal.SIGKILL)
+        except (OSError, ValueError):
+            continue

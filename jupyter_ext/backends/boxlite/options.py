@@ -21,8 +21,8 @@ REGISTRY_TIMEOUT = 2.0
 def box_options(spec: BoxSpec) -> boxlite.BoxOptions:
     """BoxLite options for ``spec``: its local OCI layout if it has one, else its reference.
 
-    The box outlives neither its removal nor the server (no auto-delete, no
-    auto-resume): the manager decides when it runs.
+    The box is detached: its micro-VM outlives the server that booted it, and the next
+    server adopts it. No auto-delete, no auto-resume: the manager decides when it runs.
     """
     source = {"rootfs_path": str(spec.oci_layout)} if spec.oci_layout else {"image": spec.image}
     outbound = boxlite.OutboundNetworkSpec(mode="enabled" if spec.network else "disabled")
@@ -38,6 +38,7 @@ def box_options(spec: BoxSpec) -> boxlite.BoxOptions:
         auto_remove=False,
         auto_delete=False,
         auto_resume=False,
+        detach=True,
     )
 
 

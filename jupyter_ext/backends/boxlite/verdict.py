@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 import os
 import platform
-from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
+
+from ..verdict import Verdict
+from ..verdict import VerdictStore as Verdicts
+
+__all__ = ["ADVICE", "KVM", "Verdict", "VerdictStore", "boxlite_version", "host_key",
+           "host_problem", "kvm_problem"]
 
 KVM = "/dev/kvm"
 #: What to do instead when micro-VMs cannot boot, appended to the reasons.
@@ -50,41 +53,9 @@ def host_key() -> str:
     return f"{platform.release()} boxlite-{boxlite_version()}"
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of a real boot on this host."""
-
-    boots: bool
-    reason: str
-    checked_at: str
-
-
-class VerdictStore:
-    """Verdicts in ``<state_dir>/boxlite-verdict.json``, keyed by :func:`host_key`."""
+class VerdictStore(Verdicts):
+    """Boot verdicts of micro-VMs in ``<state_dir>/boxlite-verdict.json``, keyed by
+    :func:`host_key`."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "boxlite-verdict.json"
-
-    def _all(self) -> dict[str, dict]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def get(self) -> Verdict | None:
-        """The verdict remembered for this host, if any."""
-        entry = self._all().get(host_key())
-        try:
-            return Verdict(**entry) if entry else None
-        except TypeError:
-            return None
-
-    def put(self, boots: bool, reason: str) -> Verdict:
-        """Remember a verdict for this host (atomically)."""
-        verdict = Verdict(boots, reason, datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        data = {**self._all(), host_key(): asdict(verdict)}
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.path)
-        return verdict
+        super().__init__(state_dir / "boxlite-verdict.json", host_key)

@@ -4,11 +4,13 @@ gVisor's user-space kernel (the Sentry), not by the host's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import secrets
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,39 +23,58 @@ from ...images.store import ImageStore
 from ...images.unpack import RootfsCache
 from ...images.userns import UserNs
 from ..base import BoxSpec
+from ..diskimage import (
+    MOUNTPOINT,
+    disk_plan,
+    disk_problem,
+    has_disk,
+    make_disk,
+    prepare_prefix,
+    unenforced,
+)
 from ..execfiles import ExecFiles
 from ..namespace import cgroups
 from ..namespace.commands import hidden_in
-from . import bundle
+from . import bundle, checkpoint, network, warm
+from .init import binary
+from .launcher import READY, SOCKET, Command, connect
 from .process import GvProcess
+from .terminal import GvTerminal
+from .usage import tree_cpu_seconds
+from .warm import WarmTemplates
 
 log = logging.getLogger(__name__)
 
 TOOLS = ("runsc", "unshare", "sh", "mount", "rm")
 HANDLE = re.compile(r"gv-[0-9a-f]{16}")
 START_TIMEOUT = 60.0
-#: Runs as root on the host, in a mount namespace that only the sandbox (and its gofer)
-#: will inherit: the box's writable layer over the image on ``<box>/rootfs``, then runsc.
-#: The mount goes away with the sandbox; nothing of the box is mounted on the host.
+#: Seconds the box's init has to let go of the host before a checkpoint, or to listen
+#: again.
+LET_GO_TIMEOUT = 10.0
+#: Runs as root (rootless: root of a user namespace of the server's), in a mount
+#: namespace that only the sandbox (and its gofer) will inherit (with root, the box's
+#: disk image already mounted there on ``<box>/disk``): the
+#: box's writable layer (``upper``/``work`` in folder ``layer``) over the image on
+#: ``<box>/rootfs``, then runsc. The mounts go away with the sandbox; nothing of the box
+#: is mounted on the host.
 START_SCRIPT = """set -e
-box=$1 lower=$2
-shift 2
-mount -t overlay overlay -o "lowerdir=$lower,upperdir=$box/upper,workdir=$box/work" "$box/rootfs"
+box=$1 layer=$2 lower=$3
+shift 3
+mount -t overlay overlay -o "lowerdir=$lower,upperdir=$layer/upper,workdir=$layer/work" "$box/rootfs"
 exec "$@"
 """
-#: runsc's words for a command it could not find (the command then exits 127).
-NOT_FOUND = (b"error finding executable", b"failed to load")
+#: What a server that is not root loses (it runs ``runsc --rootless``), in words.
+ROOTLESS = ("the server is not root: sandboxes run with runsc --rootless, the box's root"
+            " is the server's user outside the Sentry, and this runsc refuses checkpoint"
+            " and restore in rootless mode")
 #: What gVisor boxes give and lack, in words (``/v1/info``).
 LIMITATIONS = [
     "boxes run on gVisor's user-space kernel (the Sentry, ptrace platform): the host kernel"
     " sees only the Sentry's own filtered system calls; process start-up and file-heavy"
     " work are several times slower than natively",
-    "network: true is not supported on gVisor yet: boxes have loopback only",
-    "disk_size_gb is not enforced: gVisor boxes' writable layer shares the state dir's"
-    " disk",
+    network.WORDS,
     "a gVisor box past its memory limit dies whole (the host kills its Sentry), where the"
     " namespace backend kills only the process",
-    "no interactive terminals (attach) on gVisor yet",
     "/tmp in a gVisor box is gVisor's tmpfs: counted in the box's memory, empty after a"
     " stop",
     f"at most {bundle.PROCS_MAX} processes per box (RLIMIT_NPROC): the ptrace platform"
@@ -78,20 +99,35 @@ class HostIds(UserNs):
 
 @dataclass
 class Sandbox:
-    """A running box: the host pid of its sandbox process, the task watching it and its
-    memory limit in bytes (None: not enforced)."""
+    """A running box: the host pid of its sandbox process, the task watching it (which
+    holds a pidfd of the process until it ends), its memory limit in bytes (None: not
+    enforced), and whether no command was started in it since this server booted it (see
+    :mod:`.warm`)."""
 
     pid: int
     watch: asyncio.Task[None]
     memory_limit: int | None
+    fresh: bool = False
+    pidfd: int | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the sandbox process unless it ended (through its pidfd: never another
+        process that got its pid)."""
+        if self.pidfd is not None and not self.watch.done():
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
 
 
 class GvisorBackend(ExecFiles):
-    """Boxes are OCI bundles under ``<state_dir>/gvisor/<handle>``: ``upper``/``work``
-    (the writable layer, kept from stop to start), ``rootfs`` (where the layer is mounted
-    over the image for the sandbox only) and ``config.json``. Every command is a
-    ``runsc exec`` into the box's sandbox; cpu, memory and pids are limited by runsc's
-    cgroup where the server may make one."""
+    """Boxes are OCI bundles under ``<state_dir>/gvisor/<handle>``: ``disk.img`` (a
+    sparse ext4 image of ``disk_size_gb`` holding ``upper``/``work``, the writable layer
+    kept from stop to start; see :mod:`..diskimage`) or, where the server may not
+    loop-mount, ``upper``/``work`` themselves, ``rootfs`` (where the layer is mounted
+    over the image for the sandbox only), ``ctl`` (where the box's init listens) and
+    ``config.json``. Every command is started by the box's init (``boxrun-gvinit``) over
+    a connection to it: no runsc process on the way. Sandboxes run detached from the
+    server and outlive it; cpu, memory and pids are limited by runsc's cgroup where the
+    server may make one."""
 
     name: ClassVar[str] = "gvisor"
     isolation: ClassVar[str] = "gvisor"
@@ -101,36 +137,51 @@ class GvisorBackend(ExecFiles):
         self.runsc_root = self.boxes_dir / ".runsc"
         self.rootfs = RootfsCache(self.boxes_dir / ".rootfs", self.boxes_dir / ".locks")
         self.images = images
-        self.ids = HostIds(0, 0)
+        self.rootless = os.geteuid() != 0
+        # without root, images are unpacked as the server's user, box root in the Sentry
+        self.ids: UserNs = UserNs(None, None) if self.rootless else HostIds(0, 0)
         self._cgroups = cgroups.detect()
         mode = self._cgroups.mode
-        self.limits = mode if mode.startswith("cgroup") else "none"
-        self.limitations = [*LIMITATIONS, *([] if self.limits != "none" else [
-            "cpu, memory_mb and the process count are not enforced: the server may not"
-            " make cgroups here"])]
+        self.limits = mode if mode.startswith("cgroup") and not self.rootless else "none"
+        self._disk_problem = disk_problem()
+        self._network_problem = ("the server is not root: a box's network namespace needs"
+                                 " root" if self.rootless else network.problem())
+        self.limitations = [*LIMITATIONS, *([ROOTLESS] if self.rootless else []),
+                            *([] if self.limits != "none" else [
+                                "cpu, memory_mb and the process count are not enforced: the"
+                                " server may not make cgroups here (only RLIMIT_NPROC holds)"]),
+                            *([unenforced(self._disk_problem)] if self._disk_problem else []),
+                            *([f"network: true is refused: {self._network_problem}"]
+                              if self._network_problem else [])]
         self._running: dict[str, Sandbox] = {}
+        #: Why each box whose sandbox ended by itself ended (until it starts again).
+        self._ended: dict[str, str] = {}
+        self.warm = WarmTemplates(self)
 
     @property
     def _runsc(self) -> list[str]:
-        flags = [] if self.limits != "none" else ["--ignore-cgroups"]
-        return [tool("runsc"), f"--root={self.runsc_root}", "--network=none", *flags]
+        flags = [*(["--rootless"] if self.rootless else []),
+                 *([] if self.limits != "none" else ["--ignore-cgroups"])]
+        return [tool("runsc"), f"--root={self.runsc_root}", "--network=none", *flags,
+                "--host-uds=create"]  # the init's socket; never connect to the host's
 
     async def open(self) -> None:
-        """Check the host tools; delete sandboxes a killed server left behind."""
+        """Check the host tools (boxes a server left running are kept: see :meth:`adopt`
+        and :meth:`prune`)."""
         if lacking := missing(TOOLS):
             raise BoxRunError("RUNTIME_ERROR", f"missing host tools: {', '.join(lacking)}"
                               " (the gvisor backend needs the runsc package)")
-        if os.geteuid() != 0:
-            raise BoxRunError("RUNTIME_ERROR", "the gvisor backend needs a server run as root")
         self.runsc_root.mkdir(parents=True, exist_ok=True)
         self.boxes_dir.chmod(0o700)
-        for box_dir in self.boxes_dir.glob("gv-*"):
-            await self._delete(box_dir.name)
+        binary()
         await self.rootfs.prune({image.digest for image in self.images.list()})
 
     async def close(self) -> None:
-        """Stop every box still running."""
-        await asyncio.gather(*(self.stop(handle) for handle in list(self._running)))
+        """Stop watching the boxes; their sandboxes run on (a next server adopts them)."""
+        await self.warm.close()
+        for sandbox in self._running.values():
+            sandbox.watch.cancel()
+        self._running.clear()
 
     def _box_dir(self, handle: str) -> Path:
         if not HANDLE.fullmatch(handle):
@@ -145,58 +196,89 @@ class GvisorBackend(ExecFiles):
 
     async def create(self, spec: BoxSpec) -> str:
         """Unpack the image if needed and make the box's empty writable layer."""
-        if spec.network:
-            raise BoxRunError("RUNTIME_ERROR", "network: true is not supported on the gvisor"
-                              " backend yet (boxes have loopback only); use network: false")
+        if spec.network and self._network_problem:
+            raise BoxRunError("RUNTIME_ERROR", f"network: true: {self._network_problem}")
         await self._lower(spec)
         handle = f"gv-{secrets.token_hex(8)}"
         box_dir = self._box_dir(handle)
         try:
             box_dir.mkdir(mode=0o700)
-            for name in ("upper", "work", "rootfs", "exec"):
+            layer = ("upper", "work") if self._disk_problem else ()
+            for name in (*layer, "rootfs", "ctl"):
                 (box_dir / name).mkdir(mode=0o700)
+            if self._disk_problem is None:
+                await make_disk(box_dir, spec.disk_size_gb, 0, 0)
         except BaseException:
             await self.remove(handle)
             raise
         return handle
 
-    async def start(self, handle: str, spec: BoxSpec) -> None:
-        """Mount the layer and run the sandbox; returns once commands can run."""
+    async def start(self, handle: str, spec: BoxSpec, image: Path | None = None) -> None:
+        """Mount the layer and run the sandbox (restored from the checkpoint in ``image``
+        if given, see :mod:`.checkpoint`); returns once commands can run."""
         box_dir = self._box_dir(handle)
         if handle in self._running:
             raise BoxRunError("RUNTIME_ERROR", f"box {handle} is already running")
-        if not (box_dir / "upper").is_dir():
+        disk = has_disk(box_dir)
+        if not (disk or (box_dir / "upper").is_dir()):
             raise BoxRunError("RUNTIME_ERROR", f"the disk of box {handle} is missing")
         lower = await self._lower(spec)
-        hidden = hidden_in([(v.host_path, v.guest_path, v.readonly) for v in spec.volumes],
-                           [os.path.realpath(v.host_path) for v in spec.volumes],
-                           [os.path.realpath(self.boxes_dir.parent),
-                            os.path.realpath(self.images.root)])
+        hidden = self.hidden(spec)
         # the namespace backend's group folder: its cgroups code reads usage and OOM kills
         cgroup = None if self.limits == "none" else f"/boxrun/{handle}"
-        (box_dir / "config.json").write_text(json.dumps(bundle.config(spec, cgroup, hidden)))
         await self._delete(handle)  # a sandbox of the same box that ended by itself
-        command = [tool("unshare"), "--mount", "--propagation=private", "--",
-                   tool("sh"), "-c", START_SCRIPT, "start", str(box_dir), str(lower),
-                   *self._runsc, "run", "--detach", f"--bundle={box_dir}", handle]
-        errors = box_dir / "start.err"
-        with errors.open("wb") as err:  # the sandbox keeps its stderr: a file, not a pipe
-            proc = await asyncio.create_subprocess_exec(
-                *command, env=HOST_ENV, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=err, start_new_session=True)
+        for name in (SOCKET, READY):  # the previous run's
+            (box_dir / "ctl" / name).unlink(missing_ok=True)
+        net = await network.Network.start(box_dir) if spec.network else None
+        proc = None
         try:
-            code = await asyncio.wait_for(proc.wait(), START_TIMEOUT)
-            if code != 0:
-                raise BoxRunError("RUNTIME_ERROR", "the box failed to start: "
-                                  + errors.read_text(errors="replace")[-2000:].strip())
-            pid = await self._sandbox_pid(handle)
+            netns, resolv = (net.netns, str(net.resolv_conf)) if net else (None, None)
+            config = bundle.config(spec, cgroup, str(binary()), str(box_dir / "ctl"), hidden,
+                                   netns, resolv)
+            (box_dir / "config.json").write_text(json.dumps(config))
+            runsc = network.runsc(self._runsc) if net else self._runsc
+            layer = box_dir / MOUNTPOINT if disk else box_dir
+            pid_file = box_dir / "sandbox.pid"  # the sandbox process's (runsc writes it)
+            pid_file.unlink(missing_ok=True)
+            # as root: a mount namespace (the disk mounted in it); else a user namespace too
+            prefix = ([tool("unshare"), "--user", "--map-root-user", "--mount",
+                       "--propagation=private", "--"] if self.rootless
+                      else prepare_prefix(disk_plan(box_dir, 0, 0) if disk else None, []))
+            # under a reaper of its own: the sandbox process is reaped as soon as it ends
+            command = [str(binary()), "reap", *prefix, tool("sh"), "-c", START_SCRIPT, "start", str(box_dir),
+                       str(layer), str(lower),
+                       *runsc, *(["restore", f"--image-path={image}"] if image else ["run"]),
+                       "--detach", f"--bundle={box_dir}", f"--pid-file={pid_file}", handle]
+            errors = box_dir / "start.err"
+            with errors.open("wb") as err:  # the sandbox keeps its stderr: a file, not a pipe
+                proc = await asyncio.create_subprocess_exec(
+                    *command, env=HOST_ENV, stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL, stderr=err, start_new_session=True)
+            async with asyncio.timeout(START_TIMEOUT):
+                pid = _read_pid(pid_file) if await proc.wait() == 0 else None
+                if pid is not None and image is not None:  # its init let go before
+                    await self._runsc_out("kill", handle, "USR2")
+                if pid is None or not await _listening(box_dir, pid):
+                    raise BoxRunError("RUNTIME_ERROR", "the box failed to start: "
+                                      + errors.read_text(errors="replace")[-2000:].strip())
+            if net is not None:
+                net.bind(pid)
         except BaseException:
-            if proc.returncode is None:
+            if proc is not None and proc.returncode is None:
                 proc.kill()
-            await self._delete(handle)
+            await self._delete(handle)  # and the network
             raise
-        watch = asyncio.create_task(self._watch(handle, pid))
-        self._running[handle] = Sandbox(pid, watch, None if cgroup is None else spec.memory_mb << 20)
+        pidfd = _pidfd(pid)
+        watch = asyncio.create_task(self._watch(handle, pidfd))
+        self._running[handle] = Sandbox(pid, watch, None if cgroup is None
+                                        else spec.memory_mb << 20, fresh=image is None,
+                                        pidfd=pidfd)
+        self._ended.pop(handle, None)
+
+    def hidden(self, spec: BoxSpec) -> list[str]:
+        """Where in the box the server's state would show through a volume: covered by an
+        empty tmpfs of the Sentry's (which a restore does not add: see :mod:`.warm`)."""
+        return hidden_in(spec, (self.boxes_dir.parent, self.images.root))
 
     async def _runsc_out(self, *args: str) -> bytes:
         """stdout of ``runsc ARGS``; RUNTIME_ERROR quoting its stderr if it fails."""
@@ -209,27 +291,41 @@ class GvisorBackend(ExecFiles):
                               f"{err.decode(errors='replace')[-1000:].strip()}")
         return out
 
+    async def let_go(self, handle: str) -> None:
+        """Have the box's init close everything of the host's before a checkpoint: its
+        listening socket and the connections of running commands (which go on without
+        stdio, reported killed); returns once it has (see ``boxrun-gvinit.c``)."""
+        ready = self._box_dir(handle) / "ctl" / READY
+        await self._runsc_out("kill", handle, "USR1")
+        async with asyncio.timeout(LET_GO_TIMEOUT):
+            while ready.exists():
+                await asyncio.sleep(0.01)
+
+    async def listen_again(self, handle: str) -> bool:
+        """Have the box's init listen again after :meth:`let_go`; whether it does."""
+        await self._runsc_out("kill", handle, "USR2")
+        async with asyncio.timeout(LET_GO_TIMEOUT):
+            return await _listening(self._box_dir(handle), await self._sandbox_pid(handle))
+
     async def _sandbox_pid(self, handle: str) -> int:
         """The host pid of ``handle``'s sandbox process."""
         state = json.loads(await self._runsc_out("state", handle))
         return int(state["pid"])
 
     async def _delete(self, handle: str) -> None:
-        """Kill and forget ``handle``'s sandbox, if runsc knows one. Idempotent."""
-        if not any(self.runsc_root.glob(f"{handle}_sandbox*")):
-            return
-        try:
-            await run_checked([*self._runsc, "delete", "--force", handle], "deleting the sandbox")
-        except BoxRunError as err:
-            log.warning("box %s: %s", handle, err)
+        """Kill and forget ``handle``'s sandbox, if runsc knows one, and end its network.
+        Idempotent."""
+        if any(self.runsc_root.glob(f"{handle}_sandbox*")):
+            try:
+                await run_checked([*self._runsc, "delete", "--force", handle],
+                                  "deleting the sandbox")
+            except BoxRunError as err:
+                log.warning("box %s: %s", handle, err)
+        await network.stop(self._box_dir(handle))
 
-    async def _watch(self, handle: str, pid: int) -> None:
-        """Wait for the sandbox process to end; if the server did not stop it, clean up
-        and tell the manager."""
-        try:
-            pidfd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            pidfd = None
+    async def _watch(self, handle: str, pidfd: int | None) -> None:
+        """Wait for the sandbox process (``pidfd``, closed here; None: it has ended) to
+        end; if the server did not stop it, clean up and tell the manager."""
         if pidfd is not None:
             ended = asyncio.get_running_loop().create_future()
             asyncio.get_running_loop().add_reader(pidfd, ended.set_result, None)
@@ -242,24 +338,50 @@ class GvisorBackend(ExecFiles):
         if sandbox is None or sandbox.watch is not asyncio.current_task():
             return  # stopped by the server
         del self._running[handle]
-        oom = self._cgroups.oom_killed(handle)
+        self._ended[handle] = ("the box ran out of memory and its sandbox was killed"
+                               if self._cgroups.oom_killed(handle) else
+                               "the box's sandbox ended by itself (its init was killed, or"
+                               " the Sentry failed)")
         await self._delete(handle)
         if self.on_exit is not None:
-            self.on_exit(handle, "the box ran out of memory and its sandbox was killed" if oom
-                         else "the box's sandbox ended by itself (its init was killed, or the"
-                              " Sentry failed)")
+            self.on_exit(handle, self._ended[handle])
+
+    async def warm_session(self, handle: str, spec: BoxSpec, kind: str, path: str, cwd: str,
+                           env: dict[str, str]) -> str | None:
+        """Restore fresh box ``handle`` from its image's warm template (see :mod:`.warm`)."""
+        return await self.warm.session(handle, spec, kind, path, cwd, env)
+
+    async def snapshot(self, handle: str, spec: BoxSpec, dest_dir: Path) -> bool:
+        """A checkpoint of the running box, which goes on from it; with memory."""
+        await checkpoint.checkpoint(self, handle, spec, dest_dir)
+        return True
+
+    def snapshot_prepare(self, kind: str) -> str | None:
+        """ipykernel's IOPub pipe moves off TCP (see :data:`.warm.PREPARE`), once."""
+        return warm.PREPARE_ONCE if kind == warm.KIND else None
+
+    async def restore(self, handle: str, spec: BoxSpec, snap_dir: Path) -> None:
+        """Stop the box and start it from the checkpoint, on a copy of its layer."""
+        await self.stop(handle)
+        await checkpoint.restore(self, handle, spec, checkpoint.Checkpoint(snap_dir))
+
+    async def create_from_snapshot(self, spec: BoxSpec, snap_dir: Path) -> str:
+        """A new box going on from the checkpoint, with its own copy of the layer."""
+        return await checkpoint.create_from(self, spec, checkpoint.Checkpoint(snap_dir))
 
     async def stop(self, handle: str) -> None:
         """Delete the sandbox (every process of the box ends with it); the layer stays."""
         sandbox = self._running.pop(handle, None)
         if sandbox is None:
             return
+        sandbox.kill()  # runsc delete then finds it gone at once (else it polls 0.1 s)
         await self._delete(handle)
         await sandbox.watch  # the sandbox process is gone, and the layer's mount with it
 
     async def remove(self, handle: str) -> None:
         """Stop the box and delete its layer and bundle."""
         await self.stop(handle)
+        self._ended.pop(handle, None)
         await self._delete(handle)  # a sandbox that ended by itself, not yet deleted
         box_dir = self._box_dir(handle)
         if box_dir.exists():
@@ -271,7 +393,8 @@ class GvisorBackend(ExecFiles):
 
     def _check_running(self, handle: str) -> Path:
         if handle not in self._running:
-            raise BoxRunError("RUNTIME_ERROR", f"box {handle} is not running")
+            why = f": {self._ended[handle]}" if handle in self._ended else ""
+            raise BoxRunError("RUNTIME_ERROR", f"box {handle} is not running{why}")
         return self._box_dir(handle)
 
     async def exec(
@@ -282,88 +405,107 @@ class GvisorBackend(ExecFiles):
         workdir: str,
         stdin: bool = False,
     ) -> GvProcess:
-        """``runsc exec`` of ``cmd`` with exactly ``env`` in ``workdir`` (argv, no shell);
-        returns once it runs in the box. RUNTIME_ERROR if ``workdir`` is missing."""
+        """Have the box's init start ``cmd`` with exactly ``env`` in ``workdir`` (argv,
+        no shell); returns once it runs. RUNTIME_ERROR if ``workdir`` is missing."""
+        return GvProcess(await self._start(handle, cmd, env, workdir, stdin))
+
+    async def attach(
+        self,
+        handle: str,
+        cmd: Sequence[str],
+        env: Mapping[str, str],
+        workdir: str,
+        cols: int,
+        rows: int,
+    ) -> GvTerminal:
+        """Start ``cmd`` on a new terminal of the Sentry (a pty the box's init opens)."""
+        return GvTerminal(await self._start(handle, cmd, env, workdir, True, (cols, rows)))
+
+    async def _start(self, handle: str, cmd: Sequence[str], env: Mapping[str, str],
+                     workdir: str, stdin: bool, size: tuple[int, int] | None = None) -> Command:
         box_dir = self._check_running(handle)
-        pid_file = box_dir / "exec" / f"{secrets.token_hex(8)}.pid"
-        args = [*self._runsc, "exec", f"--internal-pid-file={pid_file}", f"--cwd={workdir}",
-                *(f"--env={key}={value}" for key, value in env.items()), handle, *cmd]
-        proc = await asyncio.create_subprocess_exec(
-            *args, env=HOST_ENV,
-            stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True, limit=1 << 16)
+        self._running[handle].fresh = False
+        return await Command.start(box_dir / "ctl", cmd, env, workdir, stdin, size)
+
+    async def adopt(self, handle: str) -> bool:
+        """Serve a box whose sandbox a previous server left running: True if it runs
+        and its init answers (the box is then watched again), else False."""
         try:
-            pid = await self._started(proc, pid_file)
-        except BaseException:
-            if proc.returncode is None:
-                proc.kill()
-            raise
-        finally:
-            pid_file.unlink(missing_ok=True)
-        if pid is not None:
-            watch = self._running[handle].watch
-            return GvProcess(proc, lambda: self._kill(handle, pid),
-                             sandbox_ended=lambda: _ends_soon(watch))
-        assert proc.stderr is not None
-        err = await proc.stderr.read(65536)
-        if any(words in err for words in NOT_FOUND):
-            return GvProcess(proc, None, 127, err)
-        raise BoxRunError("RUNTIME_ERROR", f"cannot run {cmd[0] if cmd else ''!r} in "
-                          f"{workdir!r}: {err.decode(errors='replace').strip()[-1000:]}")
+            box_dir = self._box_dir(handle)
+            state = json.loads(await self._runsc_out("state", handle))
+        except (BoxRunError, ValueError):
+            return False
+        if state.get("status") != "running" or not isinstance(state.get("pid"), int):
+            await self._delete(handle)
+            return False
+        try:
+            (await connect(box_dir / "ctl")).close()
+        except OSError:
+            log.warning("box %s: its sandbox runs but its init does not answer; deleted",
+                        handle)
+            await self._delete(handle)
+            return False
+        try:
+            limits = json.loads((box_dir / "config.json").read_text())["linux"]
+            memory_limit = limits.get("resources", {}).get("memory", {}).get("limit")
+        except (OSError, ValueError, KeyError):
+            memory_limit = None
+        pidfd = _pidfd(state["pid"])
+        watch = asyncio.create_task(self._watch(handle, pidfd))
+        self._running[handle] = Sandbox(state["pid"], watch, memory_limit, pidfd=pidfd)
+        return True
 
-    @staticmethod
-    async def _started(proc: asyncio.subprocess.Process, pid_file: Path) -> int | None:
-        """The command's pid in the sandbox once runsc wrote it; None if runsc ended
-        without starting it."""
-        delay = 0.001
-        while True:
-            try:
-                text = pid_file.read_text()
-            except FileNotFoundError:
-                text = ""
-            if text.strip().isdigit():
-                return int(text)
-            if proc.returncode is not None:
-                return None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.02)
-
-    async def _kill(self, handle: str, pid: int) -> None:
-        if handle not in self._running:
-            return  # the sandbox is gone, and the command with it
-        proc = await asyncio.create_subprocess_exec(
-            *self._runsc, "kill", f"--pid={pid}", handle, "KILL", env=HOST_ENV,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL)
-        await proc.wait()
+    async def prune(self, keep: set[str]) -> None:
+        """Delete the boxes (sandboxes, layers) of this backend not in ``keep``."""
+        sandboxes = {path.name.partition("_sandbox")[0]
+                     for path in self.runsc_root.glob("gv-*_sandbox*")}
+        for handle in sandboxes | {path.name for path in self.boxes_dir.glob("gv-*")}:
+            if handle not in keep and HANDLE.fullmatch(handle):
+                await self.remove(handle)
 
     async def metrics(self, handle: str) -> dict[str, float | int | None]:
-        """CPU, memory and host tasks from the sandbox's cgroup, else as ``runsc events
-        --stats`` reports (a runsc process: tens of ms)."""
+        """CPU, memory and host tasks from the sandbox's cgroup, else memory and tasks as
+        ``runsc events --stats`` reports (a runsc process: tens of ms; its cpu figure is
+        then the enclosing cgroup's) and cpu from the sandbox's host processes."""
         self._check_running(handle)
         usage = self._cgroups.usage(handle)
+        net = network.counters(self._box_dir(handle))
         if usage.get("cpu_seconds") is not None:
-            return {**usage, "net_rx_bytes": 0, "net_tx_bytes": 0}
+            return {**usage, **net}
         limit = self._running[handle].memory_limit
         stats = json.loads(await self._runsc_out("events", "--stats", handle))["data"]
         memory = stats.get("memory", {}).get("usage", {})
-        return {"cpu_seconds": stats.get("cpu", {}).get("usage", {}).get("total", 0) / 1e9,
+        return {"cpu_seconds": tree_cpu_seconds(self._running[handle].pid),
                 "memory_bytes": memory.get("usage"),
                 "memory_limit_bytes": limit,
-                "pids": stats.get("pids", {}).get("current"),
-                "net_rx_bytes": 0, "net_tx_bytes": 0}
+                "pids": stats.get("pids", {}).get("current"), **net}
 
 
-
-async def _ends_soon(watch: asyncio.Task[None], within: float = 5.0) -> bool:
-    """Whether the sandbox ``watch`` waits for ends within ``within`` seconds (asked only
-    when runsc exits 128: a command exiting 128 itself costs that wait)."""
+def _pidfd(pid: int) -> int | None:
+    """A pidfd of process ``pid``; None if it has ended."""
     try:
-        await asyncio.wait_for(asyncio.shield(watch), within)
-    except TimeoutError:
-        return False
-    except asyncio.CancelledError:
-        if not watch.cancelled():
-            raise
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _read_pid(path: Path) -> int | None:
+    """The pid runsc wrote to ``path``; None if it wrote none."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+async def _listening(box_dir: Path, pid: int) -> bool:
+    """Wait until the box's init listens; False if its sandbox (host ``pid``) ended first."""
+    delay = 0.001
+    while not (box_dir / "ctl" / READY).exists():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.01)
     return True

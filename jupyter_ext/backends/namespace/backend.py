@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import secrets
-import sys
+import select
+import signal
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,20 +25,25 @@ from ...images.store import ImageStore
 from ...images.unpack import RootfsCache
 from ...images.userns import RANGE, UserNs, detect
 from ..base import BoxSpec
+from ..diskimage import disk_plan, disk_problem, make_disk, prepare_prefix, unenforced
 from ..execfiles import ExecFiles
-from . import cgroups, commands, prepare
-from .fdio import CHUNK, read_some
+from . import cgroups, commands, snapshot
+from .adoption import Child, Records, open_process
+from .fdio import fd_ready, read_some
 from .init import binary
 from .launcher import Launcher, close_all
 from .metrics import net_bytes, process_usage
 from .network import Slirp
-from .process import NsProcess, alive
+from .process import NsProcess
 from .seccomp import box_filter
 from .terminal import NsTerminal, open_pty, open_terminal
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
+#: Seconds a stopped box's host processes get to end (then they are killed) and its
+#: stderr to reach its end (then it is no longer logged).
+END_TIMEOUT = 5.0
 TOOLS = ("unshare", "bwrap", "mount", "sh", "ip", "rm")
 #: ``ns-<hex>`` (ids of slot 0, the images') or ``ns-<slot>-<hex>``.
 HANDLE = re.compile(r"ns-(?:(\d{1,6})-)?[0-9a-f]{16}")
@@ -43,14 +51,19 @@ HANDLE = re.compile(r"ns-(?:(\d{1,6})-)?[0-9a-f]{16}")
 
 @dataclass
 class Sandbox:
-    """A running box: its process tree, the host pid of its first process, its init."""
+    """A running box: the host pid of its first process and a pidfd of it, its init's
+    control socket; and, if this server started it, its bwrap (whose stderr the server
+    logs), holder and slirp4netns processes."""
 
-    proc: asyncio.subprocess.Process
     pid: int
+    pidfd: int
     slot: int
     launcher: Launcher
-    slirp: Slirp | None
-    watch: asyncio.Task[None]
+    watch: asyncio.Task[None] | None = None
+    proc: Child | None = None
+    holder: Child | None = None
+    slirp: Slirp | None = None
+    drain: asyncio.Task[None] | None = None
 
 
 class NamespaceBackend(ExecFiles):
@@ -60,11 +73,12 @@ class NamespaceBackend(ExecFiles):
     :mod:`~jupyter_ext.images.userns`); every command of a box is started inside it by
     its first process, ``boxrun-init`` (see :mod:`.launcher`), with Docker's default
     capabilities less ``CAP_NET_RAW``, no_new_privs and a seccomp filter
-    (:mod:`.seccomp`); a box has its own network namespace (:mod:`.network`). Boxes die
-    with the server process. ``cpu`` and ``memory_mb`` are enforced as
-    :func:`.cgroups.detect` finds possible; ``disk_size_gb`` when the server may
-    loop-mount: the writable layer is then in ``<box>/disk.img``, a sparse ext4 image
-    mounted on ``<box>/disk`` in the box's own mount namespace only.
+    (:mod:`.seccomp`); a box has its own network namespace (:mod:`.network`). Boxes
+    outlive the server: the next one adopts them (see :mod:`.adoption`). ``cpu`` and
+    ``memory_mb`` are enforced as :func:`.cgroups.detect` finds possible;
+    ``disk_size_gb`` when the server may loop-mount: the writable layer is then in
+    ``<box>/disk.img``, a sparse ext4 image mounted on ``<box>/disk`` in the box's own
+    mount namespace only.
     """
 
     name: ClassVar[str] = "namespace"
@@ -77,7 +91,7 @@ class NamespaceBackend(ExecFiles):
         self.userns = userns or detect()
         self._limits = cgroups.detect()
         self.limits = self._limits.mode
-        self._disk_problem = _disk_problem()
+        self._disk_problem = disk_problem()
         self._network_problem = ("missing host tool slirp4netns (package slirp4netns)"
                                  if missing(("slirp4netns",)) else None)
         self.limitations = [*self.userns.limitations,
@@ -85,6 +99,7 @@ class NamespaceBackend(ExecFiles):
                             *([f"network: true is refused: {self._network_problem}"]
                               if self._network_problem else []),
                             SHARED_KERNEL]
+        self.records = Records(self.boxes_dir / ".ctl")
         self._running: dict[str, Sandbox] = {}
 
     async def open(self) -> None:
@@ -96,14 +111,53 @@ class NamespaceBackend(ExecFiles):
         box_filter()
         self.boxes_dir.mkdir(parents=True, exist_ok=True)
         self.boxes_dir.chmod(0o711)  # box root only passes through
-        for box_dir in self.boxes_dir.glob("ns-*"):  # left by a server that was killed
-            await self._limits.remove(box_dir.name)
+        self.records.make()
         self._limits.prune()
         await self.rootfs.prune({image.digest for image in self.images.list()})
 
     async def close(self) -> None:
-        """Stop every box still running."""
-        await asyncio.gather(*(self.stop(handle) for handle in list(self._running)))
+        """Let go of every running box, leaving it running (see :mod:`.adoption`)."""
+        sandboxes = list(self._running.values())
+        self._running.clear()
+        tasks = [t for s in sandboxes for t in (s.watch, s.drain) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for sandbox in sandboxes:
+            if sandbox.slirp is not None:
+                sandbox.slirp.detach()
+            sandbox.launcher.close()
+            os.close(sandbox.pidfd)
+
+    async def adopt(self, handle: str) -> bool:
+        """Take over a box the last server left running: its first process (by its
+        record) and its init's control socket (from its holder)."""
+        self._box_dir(handle)
+        record = self.records.load(handle)
+        pidfd = None if record is None else open_process(record)
+        if record is None or pidfd is None:
+            await self._reap(handle)
+            return False
+        try:
+            ctl = await self.records.fetch(handle)
+        except OSError as exc:
+            log.warning("box %s runs but cannot be adopted: %s", handle, exc)
+            os.close(pidfd)
+            await self._reap(handle)
+            return False
+        sandbox = Sandbox(record.pid, pidfd, self._slot(handle), Launcher(ctl))
+        self._running[handle] = sandbox
+        sandbox.watch = asyncio.create_task(self._watch(handle, sandbox))
+        return True
+
+    async def prune(self, keep: set[str]) -> None:
+        """Delete every box folder, sandbox and record no handle of ``keep`` names."""
+        for box_dir in self.boxes_dir.glob("ns-*"):
+            if box_dir.name not in keep and HANDLE.fullmatch(box_dir.name):
+                log.info("removing box %s: no box of the database owns it", box_dir.name)
+                await self.remove(box_dir.name)
+        for handle in self.records.handles() - keep:
+            await self._reap(handle)
 
     @property
     def box_uid_ranges(self) -> int | None:  # type: ignore[override]
@@ -152,7 +206,7 @@ class NamespaceBackend(ExecFiles):
             await run_checked([*self.userns.admin(slot), tool("sh"), "-c", commands.CREATE_SCRIPT,
                                "create", str(box_dir)], "creating the box disk")
             if self._disk_problem is None:
-                await self._make_disk(box_dir, slot, spec.disk_size_gb)
+                await make_disk(box_dir, spec.disk_size_gb, *self._owner(slot))
         except BaseException:
             await self.remove(handle)
             raise
@@ -162,21 +216,6 @@ class NamespaceBackend(ExecFiles):
         """Host uid and gid of box root in ``slot``."""
         uid, gid = self.userns.host_uid(slot), self.userns.host_gid(slot)
         return (os.geteuid() if uid is None else uid, os.getegid() if gid is None else gid)
-
-    async def _make_disk(self, box_dir: Path, slot: int, size_gb: int) -> None:
-        """A sparse ext4 image of ``size_gb`` whose root is box root's (journal and
-        inode tables left unwritten, so it takes milliseconds and little host disk)."""
-        image = box_dir / "disk.img"
-        fd = os.open(image, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, size_gb << 30)
-        finally:
-            os.close(fd)
-        (box_dir / "disk").mkdir()
-        uid, gid = self._owner(slot)
-        options = f"root_owner={uid}:{gid},nodiscard,lazy_itable_init=1,lazy_journal_init=1"
-        await run_checked([tool("mkfs.ext4"), "-q", "-F", "-E", options, str(image)],
-                          "formatting the box disk")
 
     async def _plan(
         self, handle: str, slot: int, spec: BoxSpec
@@ -189,8 +228,7 @@ class NamespaceBackend(ExecFiles):
         disk = None
         layer = handle
         if (box_dir / "disk.img").exists():
-            uid, gid = self._owner(slot)
-            disk = [f"{handle}/disk.img", f"{handle}/disk", f"{uid}:{gid}"]
+            disk = disk_plan(Path(handle), *self._owner(slot))
             layer = f"{handle}/disk"
         idmaps: list[list[object]] = []
         if slot:
@@ -214,13 +252,14 @@ class NamespaceBackend(ExecFiles):
                 volumes.append((volume.host_path, volume.guest_path, volume.readonly))
         if disk is None and not idmaps:
             return [], layer, rootfs, volumes
-        plan = json.dumps({"disk": disk, "idmaps": idmaps})
-        prefix = [tool("unshare"), "--mount", "--propagation=private", "--",
-                  sys.executable, "-I", "-S", prepare.__file__, plan, "--"]
-        return prefix, layer, rootfs, volumes
+        return prepare_prefix(disk, idmaps), layer, rootfs, volumes
 
     async def start(self, handle: str, spec: BoxSpec) -> None:
-        """Boot the box's sandbox; returns when its init is ready (and its network up)."""
+        """Boot the box's sandbox; returns when its init is ready (and its network up).
+
+        Every host process of the box is in a session of its own, and SIGPIPE stays
+        ignored in bwrap, so that neither a signal to the server's process group nor the
+        server's end reaches the box."""
         box_dir = self._box_dir(handle)
         if handle in await self.running():
             raise BoxRunError("RUNTIME_ERROR", f"box {handle} is already running")
@@ -232,44 +271,60 @@ class NamespaceBackend(ExecFiles):
         ours, theirs = Launcher.pair()
         launcher = Launcher(ours)
         info_r, info_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         fds = {"info": info_w, "ctl": theirs.fileno(), "seccomp": _memfd(box_filter()),
                "init": os.open(self._init, os.O_RDONLY | os.O_CLOEXEC)}
         if spec.network:
             fds["resolv"] = _memfd(commands.RESOLV_CONF)
         try:
-            hidden = commands.hidden_in(
-                volumes, [os.path.realpath(v.host_path) for v in spec.volumes],
-                [os.path.realpath(self.boxes_dir.parent), os.path.realpath(self.images.root)])
+            hidden = commands.hidden_in(spec, (self.boxes_dir.parent, self.images.root))
             command = commands.start_command(
                 self.userns, slot, layer, rootfs, spec, volumes, fds, hidden)
-            proc = await asyncio.create_subprocess_exec(
-                *self._limits.wrap(handle), *prefix, *command, cwd=self.boxes_dir,
+            proc = Child(
+                [*self._limits.wrap(handle), *prefix, *command], cwd=self.boxes_dir,
                 env=HOST_ENV, pass_fds=tuple(fds.values()), start_new_session=True,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE)
+                restore_signals=False, stdin=subprocess.DEVNULL, stdout=out_w, stderr=err_w)
         except BaseException:
             launcher.close()
+            close_all([info_r, out_r, err_r])
             await self._limits.remove(handle)
             raise
         finally:
             theirs.close()
-            close_all([fd for name, fd in fds.items() if name != "ctl"])
-        slirp = None
+            close_all([out_w, err_w, *(fd for name, fd in fds.items() if name != "ctl")])
+        sandbox = None
+        exit_r, exit_w = os.pipe() if spec.network else (-1, -1)
         try:
-            pid = await asyncio.wait_for(self._await_ready(proc, info_r), START_TIMEOUT)
+            pid = await asyncio.wait_for(self._await_ready(proc, out_r, err_r, info_r),
+                                         START_TIMEOUT)
+            sandbox = Sandbox(pid, os.pidfd_open(pid), slot, launcher, proc=proc)
+            self.records.save(handle, pid)
+            sandbox.holder = self.records.start_holder(
+                handle, ours, exit_w if spec.network else None)
             if spec.network:
-                slirp = await Slirp.start(pid)
+                os.close(exit_w)
+                exit_w = -1
+                sandbox.slirp = await Slirp.start(pid, exit_r)
         except BaseException:
+            close_all([err_r, *(fd for fd in (exit_r, exit_w) if fd >= 0)])
             launcher.close()
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
-            await self._limits.remove(handle)
+            if sandbox is None:  # bwrap and the box's first process share its group
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                await asyncio.to_thread(proc.wait)
+                await self._limits.remove(handle)
+            else:
+                self._running[handle] = sandbox
+                await self._release(handle)
             raise
         finally:
-            os.close(info_r)
-        watch = asyncio.create_task(self._watch(handle, proc))
-        self._running[handle] = Sandbox(proc, pid, slot, launcher, slirp, watch)
+            close_all([info_r, out_r])
+        if exit_r >= 0:
+            os.close(exit_r)
+        sandbox.drain = asyncio.create_task(self._log(handle, err_r))
+        self._running[handle] = sandbox
+        sandbox.watch = asyncio.create_task(self._watch(handle, sandbox))
 
     def _check_volume(self, host_path: str, slot: int) -> None:
         """RUNTIME_ERROR unless box root can reach ``host_path`` (without idmapped
@@ -287,13 +342,15 @@ class NamespaceBackend(ExecFiles):
                     f"let others pass through it (chmod o+x) or share another folder")
 
     @staticmethod
-    async def _await_ready(proc: asyncio.subprocess.Process, info: int) -> int:
+    async def _await_ready(proc: Child, out: int, err: int, info: int) -> int:
         """Wait for init's ``ready`` line; the host pid of the box's first process."""
-        assert proc.stdout is not None and proc.stderr is not None
-        if await proc.stdout.readline() != b"ready\n":
-            err = (await proc.stderr.read(65536)).decode(errors="replace").strip()
-            await proc.wait()
-            raise BoxRunError("RUNTIME_ERROR", f"the box failed to start: {err}")
+        said = b""
+        while len(said) < 6 and (chunk := await read_some(out)):
+            said += chunk
+        if said != b"ready\n":
+            text = (await read_some(err)).decode(errors="replace").strip()
+            await asyncio.to_thread(proc.wait)
+            raise BoxRunError("RUNTIME_ERROR", f"the box failed to start: {text}")
         data = b""
         while chunk := await read_some(info):
             data += chunk
@@ -303,47 +360,83 @@ class NamespaceBackend(ExecFiles):
                 continue
         raise BoxRunError("RUNTIME_ERROR", "bwrap did not report the box's process")
 
-    async def _watch(self, handle: str, proc: asyncio.subprocess.Process) -> None:
-        """Log what the sandbox writes to its stderr; when it ends by itself (its init
-        died), clean up and tell the manager."""
-        assert proc.stderr is not None
+    @staticmethod
+    async def _log(handle: str, err: int) -> None:
+        """Log what the sandbox writes to its stderr (the pipe ``err``, closed after)."""
         box_log = BoxLog(log, handle, level=logging.DEBUG)
-        while chunk := await proc.stderr.read(CHUNK):
-            box_log.write(chunk)
-        box_log.close()
-        code = await proc.wait()
-        sandbox = self._running.get(handle)
-        if sandbox is None or sandbox.watch is not asyncio.current_task():
+        try:
+            while chunk := await read_some(err):
+                box_log.write(chunk)
+            box_log.close()
+        finally:
+            os.close(err)
+
+    async def _watch(self, handle: str, sandbox: Sandbox) -> None:
+        """When the box's first process ends by itself (its init died), clean up and
+        tell the manager."""
+        await fd_ready(sandbox.pidfd)
+        if self._running.get(handle) is not sandbox:
             return  # stopped by the server
+        code = None if sandbox.proc is None else await asyncio.to_thread(sandbox.proc.wait)
         oom = self._limits.oom_killed(handle)
         await self._release(handle)
         reason = ("the box ran out of memory and its init was killed" if oom else
-                  f"the box's init ended by itself (exit status {code})")
+                  "the box's init ended by itself" +
+                  ("" if code is None else f" (exit status {code})"))
         if self.on_exit is not None:
             self.on_exit(handle, reason)
 
     async def _release(self, handle: str) -> None:
-        """Forget a sandbox whose process tree has ended or is ending; free what it held."""
+        """Kill a sandbox (if it still runs) and forget it; free what it held."""
         sandbox = self._running.pop(handle, None)
         if sandbox is None:
             return
+        try:  # the box's pid namespace ends with its first process
+            signal.pidfd_send_signal(sandbox.pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         sandbox.launcher.close()
-        if sandbox.proc.returncode is None:
-            sandbox.proc.kill()
-        await sandbox.proc.wait()
+        if sandbox.watch is not None and sandbox.watch is not asyncio.current_task():
+            sandbox.watch.cancel()  # before the pidfd it waits on is closed
+            await asyncio.gather(sandbox.watch, return_exceptions=True)
+        for child in (sandbox.proc, sandbox.holder):
+            if child is not None:
+                await _reaped(child, handle)
         if sandbox.slirp is not None:
             await sandbox.slirp.stop()
-        while alive(sandbox.pid):  # until the box's mounts are gone
+        if sandbox.drain is not None and not (await asyncio.wait({sandbox.drain},
+                                                                 timeout=END_TIMEOUT))[0]:
+            log.warning("box %s: its stderr stays open after it ended", handle)
+            sandbox.drain.cancel()
+        while not _ended(sandbox.pidfd):  # then the box's mounts are gone
             await asyncio.sleep(0.01)
+        os.close(sandbox.pidfd)
         await self._limits.remove(handle)
+        self.records.forget(handle)
+
+    async def _reap(self, handle: str) -> None:
+        """Kill what runs of a box no sandbox of this server holds (left by another
+        server) and free what it held."""
+        if not HANDLE.fullmatch(handle):
+            return
+        record = self.records.load(handle)
+        pidfd = None if record is None else open_process(record)
+        if pidfd is not None:
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                while not _ended(pidfd):
+                    await asyncio.sleep(0.01)
+            finally:
+                os.close(pidfd)
+        await self._limits.remove(handle)
+        self.records.forget(handle)
 
     async def stop(self, handle: str) -> None:
         """Kill the sandbox; the kernel then kills every process of the box."""
-        sandbox = self._running.get(handle)
-        if sandbox is None:
-            return
-        await self._release(handle)
-        await sandbox.watch
+        if handle in self._running:
+            await self._release(handle)
+        else:
+            await self._reap(handle)
 
     async def remove(self, handle: str) -> None:
         """Stop the box and delete its disk (as box root: its files are box root's)."""
@@ -355,11 +448,11 @@ class NamespaceBackend(ExecFiles):
 
     async def running(self) -> set[str]:
         """Handles of the boxes whose sandbox is alive."""
-        return {h for h, sandbox in self._running.items() if sandbox.proc.returncode is None}
+        return {h for h, sandbox in self._running.items() if not _ended(sandbox.pidfd)}
 
     def _sandbox(self, handle: str) -> Sandbox:
         sandbox = self._running.get(handle)
-        if sandbox is None or sandbox.proc.returncode is not None:
+        if sandbox is None or _ended(sandbox.pidfd):
             raise BoxRunError("RUNTIME_ERROR", f"box {handle} is not running")
         return sandbox
 
@@ -409,12 +502,39 @@ class NamespaceBackend(ExecFiles):
         pty = open_pty(f"/proc/{sandbox.pid}/root", self.userns.host_uid(sandbox.slot))
         return await open_terminal(sandbox.launcher, pty, cmd, env, workdir, cols, rows)
 
+    async def snapshot(self, handle: str, spec: BoxSpec, dest_dir: Path) -> bool:
+        """A copy of the box's disk, taken frozen (see :mod:`.snapshot`); disk only."""
+        return await snapshot.take(self, handle, dest_dir)
+
+    async def restore(self, handle: str, spec: BoxSpec, snap_dir: Path) -> None:
+        """Restart the box on a copy of the snapshot's disk."""
+        await snapshot.restore(self, handle, spec, snap_dir)
+
+    async def create_from_snapshot(self, spec: BoxSpec, snap_dir: Path) -> str:
+        """A new box on a copy of the snapshot's disk."""
+        return await snapshot.fork(self, spec, snap_dir)
+
 
 #: What every namespace box shares with the host, in words (``/v1/info``).
 SHARED_KERNEL = ("boxes share the host's kernel: they are kept apart by namespaces, a"
                  " seccomp filter and dropped capabilities, not by a VM, so a kernel bug"
                  " reachable through the allowed system calls is a way out; they do not"
                  " share the host's files (but volumes), processes, network or user ids")
+
+
+async def _reaped(child: Child, handle: str) -> None:
+    """Wait for a host process of box ``handle`` that ends with it; kill it if it does not."""
+    try:
+        await asyncio.wait_for(asyncio.to_thread(child.wait), END_TIMEOUT)
+    except asyncio.TimeoutError:
+        log.warning("box %s: %s did not end with the box: killed", handle, child.args[0])
+        child.kill()
+        await asyncio.to_thread(child.wait)
+
+
+def _ended(pidfd: int) -> bool:
+    """Whether the process of ``pidfd`` has ended."""
+    return bool(select.select([pidfd], [], [], 0)[0])
 
 
 def _memfd(data: bytes) -> int:
@@ -425,25 +545,6 @@ def _memfd(data: bytes) -> int:
     return fd
 
 
-def _disk_problem() -> str | None:
-    """Why box disks cannot be loop-mounted ext4 images here; None if they can."""
-    if os.geteuid() != 0:
-        return "the server is not root, which loop-mounting a box's disk image needs"
-    lacking = missing(("mkfs.ext4", "mount", "umount"))
-    if lacking:
-        return f"missing host tools {', '.join(lacking)} (package e2fsprogs)"
-    if not os.path.exists("/dev/loop-control"):
-        return "the host has no loop devices (/dev/loop-control)"
-    try:
-        caps = int(next(line.split()[1] for line in Path("/proc/self/status").read_text()
-                        .splitlines() if line.startswith("CapEff:")), 16)
-    except (OSError, StopIteration, ValueError):
-        caps = 0
-    if not caps & (1 << 21):  # CAP_SYS_ADMIN
-        return "the server lacks CAP_SYS_ADMIN, which loop-mounting a box's disk image needs"
-    return None
-
-
 def _limitations(limits: str, disk_problem: str | None = None) -> list[str]:
     """What the limits mode and the writable layer leave unenforced, in words."""
     weaker = {
@@ -452,6 +553,5 @@ def _limitations(limits: str, disk_problem: str | None = None) -> list[str]:
                    " enforced",
         "none": "cpu and memory_mb are not enforced (BOXRUN_LIMITS=none)",
     }
-    disk = [f"disk_size_gb is not enforced: {disk_problem}; a box's writable layer shares"
-            " the state dir's disk"] if disk_problem else []
+    disk = [unenforced(disk_problem)] if disk_problem else []
     return [weaker[limits], *disk] if limits in weaker else disk

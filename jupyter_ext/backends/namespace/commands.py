@@ -15,7 +15,9 @@ Every value from a caller or a box is an argv element, never shell text.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from ...core.hostcmd import tool
 from ...images.userns import UserNs
@@ -58,15 +60,15 @@ CREATE_SCRIPT = 'mkdir -p -- "$1/upper" "$1/work" && chown -R 0:0 "$1" && chmod 
 #: The box's resolver with a network of its own: slirp4netns's DNS forwarder.
 RESOLV_CONF = b"nameserver 10.0.2.3\n"
 
-def hidden_in(volumes: Sequence[tuple[str, str, bool]], host_paths: Sequence[str],
-              secrets: Sequence[str]) -> list[str]:
-    """Where in the box ``secrets`` (host folders: the server's state) would show through
-    a volume (``volumes`` as for :func:`bwrap_args`, with their real ``host_paths``)."""
+def hidden_in(spec: BoxSpec, secrets: Sequence[str | Path]) -> list[str]:
+    """Where in a box of ``spec`` ``secrets`` (host folders: the server's state dir and
+    image store) would show through one of its volumes."""
     guests = []
-    for (_, guest, _), host in zip(volumes, host_paths, strict=True):
-        for secret in secrets:
-            if secret.startswith(host.rstrip("/") + "/"):
-                guests.append(guest.rstrip("/") + secret[len(host.rstrip("/")):])
+    for volume in spec.volumes:
+        host = os.path.realpath(volume.host_path).rstrip("/")
+        for secret in map(os.path.realpath, secrets):
+            if secret.startswith(host + "/"):
+                guests.append(volume.guest_path.rstrip("/") + secret[len(host):])
     return guests
 
 
@@ -86,7 +88,7 @@ def bwrap_args(
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
         "--hostname", spec.hostname, "--cap-drop", "ALL",
         *(arg for cap in CAPABILITIES for arg in ("--cap-add", cap)),
-        "--die-with-parent", "--info-fd", str(fds["info"]), "--seccomp", str(fds["seccomp"]),
+        "--info-fd", str(fds["info"]), "--seccomp", str(fds["seccomp"]),
         "--perms", "0555", "--ro-bind-data", str(fds["init"]), INIT_PATH,
     ]
     if spec.network:

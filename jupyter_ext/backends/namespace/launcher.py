@@ -106,7 +106,8 @@ class Launcher:
         return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
     def close(self) -> None:
-        """Let go of the box (``boxrun-init`` exits, and the box with it)."""
+        """Close this end (``boxrun-init`` exits once no copy is left, its holder's
+        included: see :mod:`.adoption`)."""
         self._sock.close()
 
     async def _send(self, request: bytes, fds: array.array[int]) -> None:

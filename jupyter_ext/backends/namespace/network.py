@@ -14,77 +14,101 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import subprocess
 
 from ...core.boxlog import BoxLog
 from ...core.errors import BoxRunError
 from ...core.hostcmd import HOST_ENV, tool
-from .fdio import CHUNK, read_some
+from .adoption import Child
+from .fdio import read_some
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 10.0
 
 
-class Slirp:
-    """The slirp4netns process of one running box; it ends when :meth:`stop` is called
-    or the server exits (its exit pipe closes)."""
+def slirp_command(netns: str, exit_fd: int, ready_fd: int,
+                  userns: str | None = None) -> list[str]:
+    """slirp4netns giving the network namespace at path ``netns`` a tap (``tap0``,
+    10.0.2.100/24 via 10.0.2.2, DNS 10.0.2.3) with the host's loopback refused; it
+    writes ``1`` to ``ready_fd`` once up and ends when ``exit_fd`` (a pipe) closes."""
+    return [
+        tool("slirp4netns"), "--configure", "--mtu=65520", "--disable-host-loopback",
+        "--enable-sandbox", "--enable-seccomp", f"--exit-fd={exit_fd}",
+        f"--ready-fd={ready_fd}", "--netns-type=path",
+        *([f"--userns-path={userns}"] if userns else []), netns, "tap0",
+    ]
 
-    def __init__(self, proc: asyncio.subprocess.Process, exit_fd: int) -> None:
+
+async def slirp_ready(ready_r: int) -> bool:
+    """Whether slirp4netns said it is up on ``ready_r`` (which this closes) in time."""
+    try:
+        ready = await asyncio.wait_for(read_some(ready_r), READY_TIMEOUT)
+    except asyncio.TimeoutError:
+        ready = b""
+    finally:
+        os.close(ready_r)
+    return ready == b"1"
+
+
+class Slirp:
+    """The slirp4netns process of one running box, started by this server. It ends when
+    :meth:`stop` is called or its exit pipe closes: the box's holder keeps the pipe's
+    write end (see :mod:`.adoption`), so it outlives the server as long as the box runs."""
+
+    def __init__(self, proc: Child, stderr: int) -> None:
         self._proc = proc
-        self._exit_fd = exit_fd
+        self._stderr = stderr
         self._drain: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, pid: int) -> Slirp:
-        """Give the network namespace of box process ``pid`` a tap with outbound NAT."""
-        exit_r, exit_w = os.pipe()
+    async def start(cls, pid: int, exit_fd: int) -> Slirp:
+        """Give the network namespace of box process ``pid`` a tap with outbound NAT;
+        slirp4netns ends once every write end of the pipe ``exit_fd`` reads is closed."""
         ready_r, ready_w = os.pipe()
+        err_r, err_w = os.pipe()
         rootless = os.geteuid() != 0
-        command = [
-            tool("slirp4netns"), "--configure", "--mtu=65520", "--disable-host-loopback",
-            "--enable-sandbox", "--enable-seccomp", f"--exit-fd={exit_r}",
-            f"--ready-fd={ready_w}", "--netns-type=path",
-            *([f"--userns-path=/proc/{pid}/ns/user"] if rootless else []),
-            f"/proc/{pid}/ns/net", "tap0",
-        ]
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *command, env=HOST_ENV, pass_fds=(exit_r, ready_w), start_new_session=True,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
+        command = slirp_command(f"/proc/{pid}/ns/net", exit_fd, ready_w,
+                                f"/proc/{pid}/ns/user" if rootless else None)
+        try:  # SIGPIPE stays ignored: its log pipe breaks when the server goes
+            proc = Child(
+                command, env=HOST_ENV, pass_fds=(exit_fd, ready_w), start_new_session=True,
+                restore_signals=False, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=err_w)
+        except BaseException:
+            os.close(err_r)
+            raise
         finally:
-            os.close(exit_r)
             os.close(ready_w)
-        slirp = cls(proc, exit_w)
-        try:
-            ready = await asyncio.wait_for(read_some(ready_r), READY_TIMEOUT)
-        except asyncio.TimeoutError:
-            ready = b""
-        finally:
-            os.close(ready_r)
-        if ready != b"1":
+            os.close(err_w)
+        slirp = cls(proc, err_r)
+        if not await slirp_ready(ready_r):
             await slirp.stop()
-            assert proc.stderr is not None
-            err = (await proc.stderr.read(4096)).decode(errors="replace").strip()
+            err = (await read_some(err_r)).decode(errors="replace").strip()
+            os.close(err_r)
             raise BoxRunError("RUNTIME_ERROR", f"the box's network did not come up: {err}")
         slirp._drain = asyncio.create_task(slirp._log(pid))
         return slirp
 
     async def _log(self, pid: int) -> None:
         """What slirp4netns says from now on, in the debug log."""
-        assert self._proc.stderr is not None
         box_log = BoxLog(log, f"slirp4netns of {pid}", level=logging.DEBUG)
-        while chunk := await self._proc.stderr.read(CHUNK):
-            box_log.write(chunk)
-        box_log.close()
+        try:
+            while chunk := await read_some(self._stderr):
+                box_log.write(chunk)
+            box_log.close()
+        finally:
+            os.close(self._stderr)
+
+    def detach(self) -> None:
+        """Stop following slirp4netns, leaving it running."""
+        if self._drain is not None:
+            self._drain.cancel()
 
     async def stop(self) -> None:
         """End slirp4netns."""
-        if self._exit_fd >= 0:
-            os.close(self._exit_fd)
-            self._exit_fd = -1
-        if self._proc.returncode is None:
+        if self._proc.poll() is None:
             self._proc.kill()
-        await self._proc.wait()
+        await asyncio.to_thread(self._proc.wait)
         if self._drain is not None:
             await self._drain

@@ -6,20 +6,10 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from ..base import Process
 from .fdio import read_some, write_all
 from .launcher import Job
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` still runs (a zombie has already left its namespaces)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 async def _chunks(fd: int) -> AsyncIterator[bytes]:

@@ -11,6 +11,7 @@ import {
   formatCmd,
   formatCpu,
   formatDuration,
+  formatIsolation,
   formatMemoryMb,
   kernelBoxNames,
   kernelIdPrefixOf,
@@ -40,6 +41,16 @@ describe('sizes and rates', () => {
     expect(formatCpu(0)).toBe('0%');
     expect(formatCpu(0.25)).toBe('0.3%');
     expect(formatCpu(153.6)).toBe('154%');
+  });
+});
+
+describe('isolation', () => {
+  it('names each backend’s boundary', () => {
+    expect(formatIsolation('gvisor')).toBe('gVisor user-space kernel isolation');
+    expect(formatIsolation('vm')).toBe('micro-VM isolation');
+    expect(formatIsolation('namespace')).toBe('namespace sandbox (shared kernel) isolation');
+    expect(formatIsolation('other')).toBe('other isolation');
+    expect(formatIsolation(undefined)).toBe('? isolation');
   });
 });
 

@@ -9,12 +9,12 @@ from ....core.errors import BoxRunError
 from .build import BINARY, build, stale
 
 
-def binary() -> Path:
-    """The built ``boxrun-init``; built here first if the install did not (a source
-    checkout) or the source is newer."""
-    if stale():
+def binary(target: Path = BINARY) -> Path:
+    """The built ``target`` (``boxrun-init``, else another init of ``build.TARGETS``);
+    built here first if the install did not (a source checkout) or its source is newer."""
+    if stale(target):
         try:
-            build()
+            build(target)
         except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-            raise BoxRunError("RUNTIME_ERROR", f"boxrun-init is not built: {exc}") from exc
-    return BINARY
+            raise BoxRunError("RUNTIME_ERROR", f"{target.name} is not built: {exc}") from exc
+    return target

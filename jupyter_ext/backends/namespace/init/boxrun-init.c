@@ -25,31 +25,31 @@
  *
  * Everything here runs with box credentials: what the server sends is data, and what
  * this process sends back is treated by the server as coming from a hostile box.
+ *
+ * The same binary, as
+ *
+ *     boxrun-init hold CTL_FD LISTEN_FD
+ *
+ * is the box's holder, a host process of the server's (never in the box): it keeps a
+ * copy of the server's end of the control socket, CTL_FD, so that this process keeps
+ * serving while no server runs, and sends it (SCM_RIGHTS) to every peer of its own uid
+ * that connects to the listening Unix socket LISTEN_FD; it exits once the box's end of
+ * the control socket is closed (the box ended). It never reads the control socket.
  */
-#define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
+#include "boxinit.h"
+
 #include <linux/capability.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #define CTL 3
 #define MAX_MSG (1 << 20)
 #define MAX_FDS 4
 #define MAX_JOBS 1024
-#define MAX_FIELDS 65536
 
 struct job {
     pid_t pid; /* 0: free */
@@ -99,56 +99,9 @@ static void name_box(const char *hostname) {
     write_file("/etc/hosts", text);
 }
 
-static int make_dirs(const char *path) {
-    char buf[4096];
-    if (strlen(path) >= sizeof buf)
-        return -1;
-    strcpy(buf, path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
 static void reply(int sock, const char *text) {
     if (sock >= 0)
         send(sock, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL);
-}
-
-/* Signal every process of the session ``sid`` (its leader's process group first). */
-static void signal_session(pid_t sid, int sig) {
-    kill(-sid, sig);
-    DIR *proc = opendir("/proc");
-    if (proc == NULL)
-        return;
-    struct dirent *entry;
-    while ((entry = readdir(proc)) != NULL) {
-        char path[64], stat[512];
-        pid_t pid = (pid_t)atoi(entry->d_name);
-        if (pid <= 0)
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        ssize_t n = read(fd, stat, sizeof stat - 1);
-        close(fd);
-        if (n <= 0)
-            continue;
-        stat[n] = 0;
-        char *rest = strrchr(stat, ')');
-        int ppid, pgrp, session;
-        char state;
-        if (rest && sscanf(rest + 1, " %c %d %d %d", &state, &ppid, &pgrp, &session) == 4 &&
-            session == sid)
-            kill(pid, sig);
-    }
-    closedir(proc);
 }
 
 static void close_fds(int *fds, int n) {
@@ -156,77 +109,32 @@ static void close_fds(int *fds, int n) {
         close(fds[i]);
 }
 
-static void start(int nfields, int *fds, int nfds) {
+static void start(char *request, size_t size, int *fds, int nfds) {
     int sock = nfds > 0 ? fds[0] : -1;
-    if (nfields < 5 || strcmp(fields[0], "exec") != 0) {
+    struct request req;
+    if (parse_request(request, size, fields, &req) < 0 || nfds != (req.tty ? 2 : 4)) {
         reply(sock, "Ebad request");
         close_fds(fds, nfds);
         return;
     }
-    int tty = strcmp(fields[1], "1") == 0;
-    const char *workdir = fields[2];
-    long argc = strtol(fields[3], NULL, 10);
-    if (nfds != (tty ? 2 : 4) || argc < 1 || argc > nfields - 4) {
-        reply(sock, "Ebad request");
-        close_fds(fds, nfds);
-        return;
-    }
-    char **argv = fields + 4, **envp = fields + 4 + argc;
     int slot = 0;
     while (slot < MAX_JOBS && jobs[slot].pid != 0)
         slot++;
-    int err[2];
-    if (slot == MAX_JOBS || pipe2(err, O_CLOEXEC) < 0) {
+    if (slot == MAX_JOBS) {
         reply(sock, "Etoo many processes in the box");
         close_fds(fds, nfds);
         return;
     }
-    pid_t pid = fork();
-    if (pid == 0) {
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        for (int sig = 1; sig < NSIG; sig++)
-            signal(sig, SIG_DFL); /* nothing ignored, as after a fresh login */
-        setsid();
-        for (int i = 0; i < 3; i++)
-            dup2(fds[tty ? 1 : 1 + i], i);
-        if (tty)
-            ioctl(0, TIOCSCTTY, 0);
-        if (chdir(workdir) < 0) {
-            int e = errno;
-            if (write(err[1], &e, sizeof e) < 0)
-                _exit(126);
-            _exit(126);
-        }
-        char **args = calloc(argc + 1, sizeof *args);
-        if (args == NULL)
-            _exit(126);
-        memcpy(args, argv, argc * sizeof *args);
-        environ = envp;
-        execvp(args[0], args);
-        int e = errno;
-        if (e == ENOENT && strchr(args[0], '/') == NULL)
-            dprintf(2, "boxrun: %s: command not found\n", args[0]);
-        else
-            dprintf(2, "boxrun: %s: %s\n", args[0], strerror(e));
-        _exit(e == ENOENT ? 127 : 126);
-    }
-    close(err[1]);
-    int e = 0;
-    ssize_t n = pid < 0 ? -1 : read(err[0], &e, sizeof e);
-    close(err[0]);
+    pid_t pid = start_command(&req, fds + 1);
     close_fds(fds + 1, nfds - 1);
-    if (pid < 0 || n != 0) {
+    if (pid <= 0) {
         char text[4200];
         if (pid < 0)
             snprintf(text, sizeof text, "Ecannot start a process in the box: %s", strerror(errno));
         else
-            snprintf(text, sizeof text, "Eno such directory in the box: %s", workdir);
+            snprintf(text, sizeof text, "Eno such directory in the box: %s", req.workdir);
         reply(sock, text);
         close(sock);
-        if (pid > 0)
-            waitpid(pid, NULL, 0);
         return;
     }
     char text[32];
@@ -268,12 +176,7 @@ static void receive(void) {
         close_fds(fds, nfds);
         return;
     }
-    msg[n] = 0;
-    int nfields = 0;
-    for (char *p = msg; p < msg + n && nfields < MAX_FIELDS; p += strlen(p) + 1)
-        fields[nfields++] = p;
-    fields[nfields] = NULL;
-    start(nfields, fds, nfds);
+    start(msg, (size_t)n, fds, nfds);
 }
 
 static void reap(void) {
@@ -312,9 +215,55 @@ static void serve_job(struct job *job) {
         signal_session(job->pid, sig);
 }
 
+/* The holder (see the top of this file). */
+static int hold(int ctl, int listener) {
+    struct pollfd polls[2] = {{ctl, 0, 0}, {listener, POLLIN, 0}};
+    for (;;) {
+        if (poll(polls, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return 1;
+        }
+        if (polls[0].revents)
+            return 0; /* hung up: the box ended */
+        if (polls[1].revents & ~POLLIN)
+            return 1;
+        int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+        if (conn < 0)
+            continue;
+        struct ucred peer;
+        socklen_t len = sizeof peer;
+        if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 &&
+            peer.uid == geteuid()) {
+            char byte = 'c';
+            struct iovec iov = {&byte, 1};
+            union {
+                char buf[CMSG_SPACE(sizeof(int))];
+                struct cmsghdr align;
+            } control;
+            memset(&control, 0, sizeof control);
+            struct msghdr hdr = {0};
+            hdr.msg_iov = &iov;
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = control.buf;
+            hdr.msg_controllen = sizeof control.buf;
+            struct cmsghdr *c = CMSG_FIRSTHDR(&hdr);
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(c), &ctl, sizeof ctl);
+            sendmsg(conn, &hdr, MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        close(conn);
+    }
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "hold") == 0)
+        return hold(atoi(argv[2]), atoi(argv[3]));
     if (argc != 4) {
-        fprintf(stderr, "usage: boxrun-init CTL_FD HOSTNAME WORKDIR\n");
+        fprintf(stderr, "usage: boxrun-init CTL_FD HOSTNAME WORKDIR\n"
+                        "       boxrun-init hold CTL_FD LISTEN_FD\n");
         return 2;
     }
     limit_caps();
@@ -336,12 +285,7 @@ int main(int argc, char **argv) {
     dup2(null, 1);
     close(null);
 
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    int sigfd = child_signalfd(NULL);
     if (sigfd < 0)
         die("signalfd");
 

@@ -1,7 +1,8 @@
-"""Build ``boxrun-init`` from ``boxrun-init.c``: a static binary, so it runs in any image.
+"""Build the boxes' first processes from C: static binaries, so they run in any image.
 
-Standard library only: the package's build hook (``hatch_build.py``) loads this file
-by path.
+``boxrun-init`` (namespace boxes, this folder) and ``boxrun-gvinit`` (gVisor boxes,
+``gvisor/init``) share ``boxinit.h`` of this folder. Standard library only: the
+package's build hook (``hatch_build.py``) loads this file by path.
 """
 
 from __future__ import annotations
@@ -11,23 +12,32 @@ import shutil
 import subprocess
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("boxrun-init.c")
-BINARY = Path(__file__).with_name("boxrun-init")
-CFLAGS = ["-static", "-O2", "-Wall", "-Wextra", "-Werror"]
+HERE = Path(__file__).parent
+HEADER = HERE / "boxinit.h"
+BINARY = HERE / "boxrun-init"
+GVINIT = HERE.parents[1] / "gvisor" / "init" / "boxrun-gvinit"
+#: Every binary built, each from the C file of its name.
+TARGETS = (BINARY, GVINIT)
+CFLAGS = ["-static", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{HERE}"]
+
+
+def _source(target: Path) -> Path:
+    return target.with_name(f"{target.name}.c")
 
 
 def build(target: Path = BINARY) -> Path:
-    """Compile the source into ``target`` (atomically); its path."""
+    """Compile ``target`` from its source (atomically); its path."""
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        raise RuntimeError("building boxrun-init needs a C compiler with a static libc"
+        raise RuntimeError(f"building {target.name} needs a C compiler with a static libc"
                            " (Debian: apt-get install gcc libc6-dev)")
     partial = target.with_name(f".{target.name}.{os.getpid()}")
-    subprocess.run([cc, *CFLAGS, "-o", str(partial), str(SOURCE)], check=True)
+    subprocess.run([cc, *CFLAGS, "-o", str(partial), str(_source(target))], check=True)
     partial.replace(target)
     return target
 
 
 def stale(target: Path = BINARY) -> bool:
-    """Whether ``target`` is missing or older than the source."""
-    return not target.exists() or target.stat().st_mtime < SOURCE.stat().st_mtime
+    """Whether ``target`` is missing or older than its source or the shared header."""
+    return not target.exists() or target.stat().st_mtime < max(
+        _source(target).stat().st_mtime, HEADER.stat().st_mtime)
