@@ -525,7 +525,8 @@ class BoxRunKernel(Kernel):
 
     async def _close(self, remove: bool) -> None:
         """End the sessions and, if ``remove``, the kernel's own box; a restart finds the
-        box again."""
+        box again. The removal comes first and ends the own box's sessions with it: it is
+        one call, done well within jupyter_client's wait before it kills the kernel."""
         boot, self._boot = self._boot, None
         sessions = list(self._cells.values())
         self._cells.clear()
@@ -533,11 +534,15 @@ class BoxRunKernel(Kernel):
             boot.cancel()  # a box still being opened: jupyter_client will not wait for it
             with contextlib.suppress(BoxUnavailable, asyncio.CancelledError):
                 sessions.append(await boot)
-        for session in sessions:
+        for session in sessions:  # no word of the box going away reaches the notebook
+            await session.stop()
+        removed = None
+        if remove and self._opened and self._client is not None:
+            removed = self._own_box()
             with contextlib.suppress(BoxUnavailable):
-                await session.close()
+                await self._client.remove_box(removed)
+        for session in sessions:
+            if session.box["name"] != removed:
+                await session.end()
         if self._client is not None:
-            if remove and self._opened:
-                with contextlib.suppress(BoxUnavailable):
-                    await self._client.remove_box(self._own_box())
             await self._client.aclose()

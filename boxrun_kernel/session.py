@@ -253,11 +253,19 @@ class BoxSession:
 
     async def close(self) -> None:
         """Stop reading events and end the session in the box."""
+        await self.stop()
+        await self.end()
+
+    async def stop(self) -> None:
+        """Stop reading events (the session goes on in the box)."""
         self._pump.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._pump
         for task in self._tasks:
             task.cancel()
+
+    async def end(self) -> None:
+        """End the session in the box, unless it has died."""
         if not self.dead:
             self.dead = "the kernel is shutting down"
             with contextlib.suppress(BoxUnavailable):

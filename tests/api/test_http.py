@@ -96,7 +96,9 @@ def test_objects_and_listing(http: httpx.Client, box: dict, server_backend: str)
 
 def test_sse_replay_resume_and_keepalive(http: httpx.Client, box: dict) -> None:
     bid = box["id"]
-    script = "echo a; sleep 1.5; echo b >&2; echo c"
+    # Two pipes give no order to writes microseconds apart (a reader woken late finds
+    # both ready): each line here comes well after the one before.
+    script = "echo a; sleep 1.5; echo b >&2; sleep 0.3; echo c"
     ex = http.post(f"/v1/boxes/{bid}/exec", json={"cmd": ["sh", "-c", script]}).json()
     url = f"/v1/boxes/{bid}/exec/{ex['id']}/events"
     with http.stream("GET", url) as resp:
