@@ -33,6 +33,7 @@ import logging
 import os
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from importlib import resources
@@ -236,14 +237,21 @@ class WarmTemplates:
             async with lock:
                 if not self._fresh(handle):
                     return None
+                began = time.monotonic()
                 await self.backend.stop(handle)
                 try:
+                    stopped = time.monotonic()
                     await restore(self.backend, handle, spec, saved)
+                    restored = time.monotonic()
                     code = (f"import os as _o; _o.chdir({cwd!r}); _o.environ.update({env!r});"
                             f" get_ipython().history_manager.dir_hist[:] = [{cwd!r}]; del _o")
                     move = {"op": "move", "cwd": cwd, "env": env}
                     await self._tune(handle, TEMPLATE_SESSION, os.path.dirname(path), code,
                                      move)
+                    log.info("box %s: warm interpreter in %.0f ms (stop %.0f, restore %.0f, "
+                             "move %.0f)", handle, (time.monotonic() - began) * 1000,
+                             (stopped - began) * 1000, (restored - stopped) * 1000,
+                             (time.monotonic() - restored) * 1000)
                 except BoxRunError as err:
                     log.warning("box %s: the warm template failed, starting cold: %s",
                                 handle, err)

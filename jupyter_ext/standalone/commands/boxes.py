@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from ...core.errors import BoxRunError, validation
+from ...core.resources import DEFAULT_DISK_GB
 from . import images, output
 from .api import Api
 
@@ -38,9 +39,11 @@ def volume(spec: str) -> dict[str, Any]:
 
 
 def add_disk_flag(parser: argparse.ArgumentParser) -> None:
-    """``-d/--disk``; left out, the server picks (8, or its ceiling where that is lower)."""
+    """``-d/--disk``; left out, the server picks (:data:`DEFAULT_DISK_GB`, or its ceiling
+    where that is lower)."""
     parser.add_argument("-d", "--disk", type=int,
-                        help="disk size in GB (default 8, or the server's max_disk_gb if lower)")
+                        help=f"disk size in GB (default {DEFAULT_DISK_GB}, or the server's "
+                             "max_disk_gb if lower)")
 
 
 def box_flags() -> argparse.ArgumentParser:
