@@ -509,8 +509,10 @@ class BoxRunKernel(Kernel):
             return
 
         async def interrupt() -> None:
-            if self._boot is not None:  # else nothing runs (and no box need be opened)
-                session = await self._session()
+            # Until the box is open nothing runs in it, and this does not wait for it:
+            # jupyter_client interrupts before every shutdown, and gives the kernel 5 s.
+            session = self._booted()
+            if session is not None and not session.dead:
                 await session.client.interrupt(session.box["id"], session.sid)
         content: dict[str, Any] = {"status": "ok"}
         try:
@@ -537,7 +539,8 @@ class BoxRunKernel(Kernel):
         for session in sessions:  # no word of the box going away reaches the notebook
             await session.stop()
         removed = None
-        if remove and self._opened and self._client is not None:
+        # also when the shutdown came while the box was being opened: it may exist already
+        if remove and self._client is not None:
             removed = self._own_box()
             with contextlib.suppress(BoxUnavailable):
                 await self._client.remove_box(removed)

@@ -8,6 +8,7 @@ import {
   IMAGE,
   api,
   createNotebook,
+  kernelReady,
   kernelspecs,
   openLab,
   server,
@@ -176,7 +177,8 @@ test('the status bar names the box of a notebook on the BoxRun kernel', async ({
   await expect(box.locator('.jp-BoxRun-details .jp-BoxRun-item')).toContainText(/session/);
   await shot(page, 'panel-kernel-box.png');
 
-  // Shut the kernel down: its box goes away with it.
+  // Shut the kernel down once its box is open: its box goes away with it.
+  await kernelReady(page);
   await shutDownSessions();
   await expect(box).toHaveCount(0, { timeout: 60_000 });
 });
