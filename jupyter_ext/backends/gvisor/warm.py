@@ -248,10 +248,11 @@ class WarmTemplates:
                     move = {"op": "move", "cwd": cwd, "env": env}
                     await self._tune(handle, TEMPLATE_SESSION, os.path.dirname(path), code,
                                      move)
+                    moved = time.monotonic()
                     log.info("box %s: warm interpreter in %.0f ms (stop %.0f, restore %.0f, "
-                             "move %.0f)", handle, (time.monotonic() - began) * 1000,
+                             "move %.0f)", handle, (moved - began) * 1000,
                              (stopped - began) * 1000, (restored - stopped) * 1000,
-                             (time.monotonic() - restored) * 1000)
+                             (moved - restored) * 1000)
                 except BoxRunError as err:
                     log.warning("box %s: the warm template failed, starting cold: %s",
                                 handle, err)
