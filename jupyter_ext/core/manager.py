@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -159,7 +159,8 @@ class BoxManager:
         )
 
     async def create_box(self, req: BoxRequest) -> Box:
-        """Create and boot a box; on any failure nothing of it is left."""
+        """Create and boot a box; on any failure nothing of it is left. The box's lock is
+        held until then: a stop or removal asked meanwhile (by name, say) comes after."""
         disk_size_gb = self.ledger.disk_for(req.disk_size_gb)
         for vol in req.volumes or []:
             self.volumes.resolve(vol["host_path"])
@@ -173,6 +174,8 @@ class BoxManager:
                 memory_mb=req.memory_mb, disk_size_gb=disk_size_gb, network=req.network,
                 workdir=req.workdir, env=req.env, volumes=req.volumes, snapshot=req.snapshot,
             )
+            lock = self._box_locks[box.id]
+            await lock.acquire()  # at once: no one else knows the box yet
             self.boxes[box.id] = box
         try:
             await self.store.put_box(box)
@@ -189,12 +192,16 @@ class BoxManager:
                 self.lifecycle.publish("created", box)
                 with self.lifecycle.timed(box.id, "boot_ms"):
                     await self.backend.start(box.boxlite_id, spec)
+            box.status, box.started_at = "running", now()
+            await self.store.put_box(box)
         except BaseException as exc:
             self.lifecycle.failed(box, exc)
             await asyncio.shield(self._discard(box))
             raise
-        box.status, box.started_at = "running", now()
-        await self.store.put_box(box)
+        finally:
+            lock.release()
+            if box.id not in self.boxes:  # discarded: waiters hold the lock itself
+                self._box_locks.pop(box.id, None)
         self.lifecycle.publish("started", box)
         return box
 
@@ -208,10 +215,19 @@ class BoxManager:
                 log.exception("cleaning up box %s failed", box.id)
         await self.store.delete_box(box.id)
 
+    @asynccontextmanager
+    async def locked(self, box: Box) -> AsyncIterator[None]:
+        """Hold ``box``'s lock; BOX_NOT_FOUND if the box went away while this waited (its
+        creation failed, or it was removed)."""
+        async with self._box_locks[box.id]:
+            if self.boxes.get(box.id) is not box:
+                raise BoxRunError("BOX_NOT_FOUND", f"no box with id or name '{box.id}'")
+            yield
+
     async def start_box(self, id_or_name: str) -> Box:
         """Boot a stopped box with its disk as it was."""
         box = self.get_box(id_or_name)
-        async with self._box_locks[box.id]:
+        async with self.locked(box):
             if box.status in _ACTIVE:
                 raise BoxRunError("BOX_ALREADY_RUNNING", f"box {box.id} is already running")
             async with self._lock:
@@ -239,9 +255,7 @@ class BoxManager:
         restore), running: its execs end saying ``why``, and so do its sessions with
         ``sessions_end`` unless that is ``None`` (their processes are restored too); a
         stopped box is booted. A box the failure left without a sandbox is ``stopped``."""
-        async with self._box_locks[box.id]:
-            if box.status == "creating":
-                raise BoxRunError("BOX_NOT_RUNNING", f"box {box.id} is being created")
+        async with self.locked(box):
             running = box.status == "running"
             for run in [r for r in self.runs.values() if r.exec.box_id == box.id]:
                 run.stop("failed", f"{why} while the command ran")
@@ -267,7 +281,7 @@ class BoxManager:
     async def stop_box(self, id_or_name: str) -> Box:
         """Stop a running box, keeping its disk."""
         box = self.get_box(id_or_name)
-        async with self._box_locks[box.id]:
+        async with self.locked(box):
             if box.status not in _ACTIVE:
                 raise BoxRunError("BOX_NOT_RUNNING", f"box {box.id} is not running")
             await self._stop(box)
@@ -307,7 +321,7 @@ class BoxManager:
         if box is None:
             return
         async with self._box_locks[box.id]:
-            if box.status != "running":
+            if self.boxes.get(box.id) is not box or box.status != "running":
                 return
             reason = reason[:MAX_REASON]
             log.warning("box %s died: %r", box.id, reason)
@@ -319,7 +333,7 @@ class BoxManager:
         """Delete a box, its disk, execs, events and (unless ``keep_snapshots``)
         snapshots; a running one only with ``force``."""
         box = self.get_box(id_or_name)
-        async with self._box_locks[box.id]:
+        async with self.locked(box):
             if box.status in _ACTIVE:
                 if not force:
                     raise BoxRunError(

@@ -113,7 +113,7 @@ class SnapshotManager:
             raise validation("'name' must be 1-63 letters, digits, '.', '_' or '-', "
                              "starting with a letter or digit")
         box = self.manager.get_box(box_ref)
-        async with self.manager._box_locks[box.id]:
+        async with self.manager.locked(box):
             if box.status != "running":
                 raise BoxRunError("BOX_NOT_RUNNING", f"box {box.id} is not running")
             if any(s.name == name for s in self.list(box.id)):

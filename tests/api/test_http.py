@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import threading
 import time
 
 import httpx
@@ -164,3 +166,25 @@ def test_tcp_auth(server: ServerProcess) -> None:
         assert page.status_code == 200 and "<title>BoxRun</title>" in page.text
         root = basic.get("/", follow_redirects=False)
         assert root.status_code in (301, 302) and root.headers["location"].startswith("/ui")
+
+
+def test_a_box_removed_while_being_created_is_gone_for_good(http: httpx.Client) -> None:
+    """A kernel shut down while its box is being created removes it by name: the removal
+    waits for the creation, and nothing of the box is left (its name is free again)."""
+    base = http.get("/v1/info").json()["used_memory_mb"]
+    name = f"racing-{secrets.token_hex(4)}"
+    created: list[httpx.Response] = []
+    spec = {"name": name, "image": "debian", "cpu": 1, "memory_mb": 64}
+    post = threading.Thread(target=lambda: created.append(http.post("/v1/boxes", json=spec)))
+    post.start()
+    while (seen := http.get(f"/v1/boxes/{name}")).status_code == 404 and post.is_alive():
+        time.sleep(0.001)
+    assert seen.status_code == 200 and seen.json()["status"] == "creating", seen.text
+    removed = http.delete(f"/v1/boxes/{name}", params={"force": "true"})
+    post.join()
+    assert created[0].status_code == 201 and removed.status_code == 200, removed.text
+    error(http.get(f"/v1/boxes/{name}"), 404, "BOX_NOT_FOUND")
+    assert http.get("/v1/info").json()["used_memory_mb"] == base
+    again = http.post("/v1/boxes", json=spec)
+    assert again.status_code == 201, again.text
+    assert http.delete(f"/v1/boxes/{name}", params={"force": "true"}).status_code == 200

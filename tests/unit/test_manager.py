@@ -98,6 +98,47 @@ async def test_failed_create_leaves_nothing(make_manager) -> None:
     assert await m.store.boxes() == []
 
 
+class GatedBackend(FakeBackend):
+    """Boots only once ``go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.booting, self.go = asyncio.Event(), asyncio.Event()
+
+    async def start(self, handle: str, spec) -> None:
+        self.booting.set()
+        await self.go.wait()
+        await super().start(handle, spec)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_a_box_removed_or_stopped_while_being_created_waits_for_its_creation(
+        make_manager, fails: bool) -> None:
+    backend = GatedBackend()
+    backend.fail_start = fails
+    m = await make_manager(backend)
+    creating = asyncio.ensure_future(m.create_box(box(name="x")))
+    await backend.booting.wait()
+    assert m.get_box("x").status == "creating"
+    removing = asyncio.ensure_future(m.remove_box("x", force=True))
+    stopping = asyncio.ensure_future(m.stop_box("x"))
+    await asyncio.sleep(0.05)
+    assert not removing.done() and not stopping.done()  # they wait for the creation
+    backend.go.set()
+    made, removed, stopped = await asyncio.gather(creating, removing, stopping,
+                                                  return_exceptions=True)
+    if fails:
+        assert isinstance(made, BoxRunError)
+        assert [e.code for e in (removed, stopped)] == ["BOX_NOT_FOUND"] * 2
+    else:
+        assert not isinstance(made, BaseException) and removed is None
+        assert isinstance(stopped, BoxRunError) and stopped.code == "BOX_NOT_FOUND"
+    # nothing of the box is left: not listed, not stored, no sandbox, nothing reserved
+    assert m.list_boxes() == [] and await m.store.boxes() == []
+    assert backend.alive == set() and list(backend.root.iterdir()) == []
+    assert m.ledger.cpu == 0 and m.ledger.memory_mb == 0
+
+
 async def test_events_replayed_in_order_whenever_subscribed(make_manager) -> None:
     m = await make_manager()
     b = await m.create_box(box())
