@@ -88,7 +88,7 @@ class Host:
         self.show, self.current = show, current
         self.busy = False
         self._commands: Commands | None = None
-        self._refused: deque[str] = deque(maxlen=32)  # control comms refused here
+        self._controls: deque[str] = deque(maxlen=32)  # the frontends' control comms
 
     def run(self, lines: list[str], parent: dict[str, Any]) -> Failure | None:
         """Run ``%boxrun`` lines, printing under ``parent``; a failure if one is interrupted
@@ -143,14 +143,59 @@ class Host:
 
         return comm.get_comm_manager()
 
-    def refuses(self, msg_type: str, content: dict[str, Any]) -> bool:
-        """Whether a frontend's comm message stops here: a widget manager's control comm
-        while host widgets exist (the box's ipywidgets would answer it without them, so
-        they would not come back after a page reload; refused, it makes the manager ask
-        each comm ``comm_info`` lists, the box's and the host's), and what follows it."""
-        comm_id = content.get("comm_id", "")
+    def note_control(self, msg_type: str, content: dict[str, Any]) -> None:
+        """Note a widget manager's control comm as it opens (it goes on into the box): a
+        reloaded page asks on it for every widget's state at once."""
         if msg_type == "comm_open" and content.get("target_name") == CONTROL_TARGET:
-            manager = self.comms
-            if manager is not None and manager.comms:
-                self._refused.append(comm_id)
-        return comm_id in self._refused
+            self._controls.append(content.get("comm_id", ""))
+
+    def answer(self, msg_type: str, content: dict[str, Any], buffers: list[bytes]
+               ) -> list[tuple[str, dict[str, Any], list[bytes]]]:
+        """The messages to send in place of a box's message: on a control comm, the box's
+        ``update_states`` with the host's widgets added, or, before a box's refusal (no
+        ipywidgets there), the host's alone; any other message as it is. One answer for
+        all, so a reloaded page gets every widget at once (asked per comm, one widget closed
+        meanwhile left the page waiting for all of them)."""
+        message = [(msg_type, content, buffers)]
+        comm_id, data = content.get("comm_id", ""), content.get("data")
+        if comm_id not in self._controls:
+            return message
+        if msg_type == "comm_close":
+            self._controls.remove(comm_id)
+            states, paths, parts = self.widget_states()
+            if not states:
+                return message
+            update = {"method": "update_states", "states": states, "buffer_paths": paths}
+            return [("comm_msg", {"comm_id": comm_id, "data": update}, parts), *message]
+        if (msg_type == "comm_msg" and isinstance(data, dict)
+                and data.get("method") == "update_states" and isinstance(data.get("states"), dict)):
+            update, buffers = self._merged(data, buffers)
+            return [(msg_type, {**content, "data": update}, buffers)]
+        return message
+
+    def _merged(self, data: dict[str, Any], buffers: list[bytes]
+                ) -> tuple[dict[str, Any], list[bytes]]:
+        """A box's ``update_states`` and its buffers with the host's widgets added (theirs
+        win over a box's claim to the same id)."""
+        states, paths, parts = self.widget_states()
+        box_paths = data.get("buffer_paths")
+        kept = [(path, part) for path, part in zip(
+            box_paths if isinstance(box_paths, list) else [], buffers, strict=False)
+            if isinstance(path, list) and path and str(path[0]) not in states]
+        merged = {**{i: s for i, s in data["states"].items() if i not in states}, **states}
+        return ({**data, "states": merged, "buffer_paths": [p for p, _ in kept] + paths},
+                [b for _, b in kept] + parts)
+
+    def widget_states(self) -> tuple[dict[str, Any], list[list[Any]], list[Any]]:
+        """The host's widgets as ipywidgets answers ``request_states`` (its own helpers):
+        their states, and the paths and contents of their binary parts."""
+        if self._commands is None:
+            return {}, [], []
+        from ipywidgets.widgets.widget import _instances, _remove_buffers  # noqa: PLC0415
+
+        states = {widget.model_id: {"model_name": widget._model_name,
+                                    "model_module": widget._model_module,
+                                    "model_module_version": widget._model_module_version,
+                                    "state": widget.get_state()}
+                  for widget in list(_instances.values()) if widget.comm is not None}
+        return _remove_buffers(states)

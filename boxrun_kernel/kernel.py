@@ -268,7 +268,8 @@ class BoxRunKernel(Kernel):
     def _relay(self, msg_type: str, content: dict[str, Any], metadata: dict[str, Any],
                buffers: list[bytes], parent: dict[str, Any]) -> None:
         """Re-send an iopub message of the box to the frontend, under its request (its
-        active output confined and its widgets' HTML sanitized, unless ``trusted_output``)."""
+        active output confined and its widgets' HTML sanitized, unless ``trusted_output``;
+        the host's widgets added to an answer on a control comm)."""
         assert self.session is not None
         if isinstance(count := content.get("execution_count"), int):
             if msg_type == "execute_input" and self._renumber:
@@ -276,8 +277,9 @@ class BoxRunKernel(Kernel):
             content = {**content, "execution_count": count + self._count_offset}
         if not self.trusted_output:
             content = self._widgets.message(msg_type, confine_message(msg_type, content))
-        self.session.send(self.iopub_socket, msg_type, content, parent=parent,
-                          metadata=metadata, buffers=buffers or None, ident=self._topic(msg_type))
+        for kind, body, parts in self._host.answer(msg_type, content, buffers):
+            self.session.send(self.iopub_socket, kind, body, parent=parent, metadata=metadata,
+                              buffers=parts or None, ident=self._topic(kind))
 
     async def _ask_input(self, content: dict[str, Any], req: Request) -> str:
         """Ask the frontend for input on the stdin channel; cancellable, unlike ipykernel's
@@ -474,13 +476,7 @@ class BoxRunKernel(Kernel):
         if host is not None and parent["content"].get("comm_id") in host.comms:
             getattr(host, msg_type)(stream, ident, parent)
             return
-        if self._host.refuses(msg_type, parent["content"]):
-            if msg_type == "comm_open":
-                self.session.send(self.iopub_socket, "comm_close",  # type: ignore[union-attr]
-                                  {"comm_id": parent["content"]["comm_id"], "data": {}},
-                                  parent=parent, ident=self._topic("comm_close"))
-            return
-
+        self._host.note_control(msg_type, parent["content"])
         previous = self._last_delivery
 
         async def deliver() -> None:

@@ -83,10 +83,17 @@ _CLEANER = bleach.sanitizer.Cleaner(
 )
 
 
+def _html_model(name: Any) -> bool:
+    """Whether a model name (from a box: any JSON) may be an HTML widget's: the page looks
+    up a name that is not a string by its text (``["HTMLModel"]`` is ``HTMLModel``)."""
+    return name is not None and (not isinstance(name, str) or name in HTML_WIDGETS)
+
+
 class WidgetGuard:
     """Cleans what a box's widgets would have ipywidgets put in the page as it is: the
     value of ``HTML``/``HTMLMath`` widgets (sanitized) and the outputs an ``Output``
-    widget's state lists (confined); everything else about widgets passes unchanged."""
+    widget's state lists (confined), in a widget's own messages and in the states a
+    reloaded page builds its widgets from; everything else about widgets passes unchanged."""
 
     def __init__(self) -> None:
         self._html: set[str] = set()  # comm ids of the box's HTML widgets
@@ -94,21 +101,42 @@ class WidgetGuard:
     def message(self, msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
         """The content of an iopub comm message from the box, cleaned."""
         comm_id = content.get("comm_id")
+        comm_id = comm_id if isinstance(comm_id, str) else ""  # never a key a box chose
         if msg_type == "comm_close":
             self._html.discard(comm_id)
         data = content.get("data")
-        state = data.get("state") if isinstance(data, dict) else None
-        if msg_type not in ("comm_open", "comm_msg") or not isinstance(state, dict):
+        if msg_type not in ("comm_open", "comm_msg") or not isinstance(data, dict):
             return content
-        if msg_type == "comm_open" and state.get("_model_name") in HTML_WIDGETS:
+        states = data.get("states")
+        if isinstance(states, dict):  # a control comm's ``update_states``: every widget
+            return {**content, "data": {**data, "states": {
+                model_id: self._entry(model_id, entry) for model_id, entry in states.items()}}}
+        state = data.get("state")
+        if not isinstance(state, dict):
+            return content
+        if msg_type == "comm_open" and _html_model(state.get("_model_name")):
             self._html.add(comm_id)
+        return {**content, "data": {**data, "state": self._clean(comm_id, state)}}
+
+    def _entry(self, model_id: str, entry: Any) -> Any:
+        """A widget's entry of ``update_states`` (its model name beside its state), cleaned."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("state"), dict):
+            return entry
+        return {**entry, "state": self._clean(model_id, entry["state"],
+                                              _html_model(entry.get("model_name")))}
+
+    def _clean(self, comm_id: Any, state: dict[str, Any], html: bool = False) -> dict[str, Any]:
+        """``state`` of widget ``comm_id`` cleaned: an HTML widget's value (one opened as
+        such, or a state that says it is one: a reloaded page makes its model from that) as
+        sanitized text, an Output widget's outputs confined."""
         cleaned: dict[str, Any] = {}
-        if comm_id in self._html and isinstance(state.get("value"), str):
-            cleaned["value"] = _CLEANER.clean(state["value"])
+        if "value" in state and (html or comm_id in self._html
+                                 or _html_model(state.get("_model_name"))):
+            # Not text (a list, say): the page would join it into markup unsanitized.
+            value = state["value"]
+            cleaned["value"] = _CLEANER.clean(value) if isinstance(value, str) else ""
         if isinstance(state.get("outputs"), list):
             cleaned["outputs"] = [{**out, "data": confine(out["data"])}
                                   if isinstance(out, dict) and "data" in out else out
                                   for out in state["outputs"]]
-        if not cleaned:
-            return content
-        return {**content, "data": {**data, "state": {**state, **cleaned}}}
+        return {**state, **cleaned} if cleaned else state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
@@ -38,6 +39,9 @@ class BoxRunExtension(ExtensionApp):
     boxrun = Instance(BoxRunServer, allow_none=True)
 
     def initialize_settings(self) -> None:
+        # The server's loggers under Jupyter's, as jupyter_server does with tornado's: its
+        # lines in Jupyter's log and format, at its level.
+        logging.getLogger(__package__).parent = self.log
         self.boxrun = BoxRunServer(parent=self, jupyter_root_dir=self.serverapp.root_dir)
         self.settings[SERVER_KEY] = self.boxrun
 

@@ -110,6 +110,18 @@ def test_api_behind_jupyter_token_and_xsrf(jupyter: Jupyter) -> None:
         assert ok.status_code == 200 and ok.json() == {"removed": 0}
 
 
+def test_the_servers_own_lines_are_in_jupyters_log(jupyter: Jupyter) -> None:
+    """BoxRun's loggers hang under the extension's: their lines go out in Jupyter's log, in
+    its format, at its level (not to an unconfigured root logger, where INFO is dropped)."""
+    with jupyter.authed() as c:
+        assert c.get("boxrun/v1/boxes/nope").json()["code"] == "BOX_NOT_FOUND"
+    line = re.compile(r"^\[I [^\]]+\] GET /base/boxrun/v1/boxes/nope: BOX_NOT_FOUND", re.M)
+    deadline = time.monotonic() + 10
+    while not line.search(jupyter.log.read_text()):
+        assert time.monotonic() < deadline, jupyter.log.read_text()
+        time.sleep(0.1)
+
+
 async def test_extension_serves_the_state_dir_socket(jupyter: Jupyter) -> None:
     sock = jupyter.state_dir / "boxrun.sock"
     assert oct(sock.stat().st_mode & 0o777) == "0o600"

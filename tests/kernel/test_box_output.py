@@ -127,6 +127,45 @@ class TestConfinedOutput:
         slider = next(s for s in opened if s.get("_model_name") == "IntSliderModel")
         assert slider["value"] == 3 and slider["description"] == "<b>n</b>"
 
+    def test_widget_html_is_sanitized_for_a_reloaded_page(self, kernel: BlockingKernelClient
+                                                          ) -> None:
+        """A reloaded page makes the box's widgets from the states the box answers with:
+        all at once on the control comm, or per comm, where a state may say only now that
+        it is an HTML widget (by a name the page reads as text, or with a value the page
+        would join into markup)."""
+        reply, messages = run(kernel, (
+            "import comm, ipywidgets\n"
+            "html = ipywidgets.HTML('<b>ok</b>')\n"
+            f"html.value = {HANDLER!r}\n"
+            "def posing(name, value):\n"
+            "    label = comm.create_comm(target_name='jupyter.widget', data={'state': {\n"
+            "        '_model_name': 'LabelModel', '_model_module': '@jupyter-widgets/controls'}})\n"
+            "    label.on_msg(lambda msg: label.send({'method': 'update', 'state': {\n"
+            "        '_model_name': name, '_model_module': '@jupyter-widgets/controls',\n"
+            "        'value': value}}))\n"
+            "    return label.comm_id\n"
+            f"print(html.model_id, posing('HTMLModel', [{HANDLER!r}]),\n"
+            f"      posing(['HTMLModel'], {HANDLER!r}))"))
+        assert reply["status"] == "ok", reply
+        html, *posing = "".join(m["content"]["text"] for m in messages
+                                if m["msg_type"] == "stream").split()
+        session, shell = kernel.session, kernel.shell_channel
+        shell.send(session.msg("comm_open", {"comm_id": "reload", "data": {},
+                                             "target_name": "jupyter.widget.control"},
+                               metadata={"version": "1.0.0"}))
+        shell.send(session.msg("comm_msg", {"comm_id": "reload",
+                                            "data": {"method": "request_states"}}))
+        for comm_id in posing:
+            shell.send(session.msg("comm_msg", {"comm_id": comm_id,
+                                                "data": {"method": "request_state"}}))
+        answers: dict[str, dict[str, Any]] = {}
+        while len(answers) < 3:
+            msg = kernel.get_iopub_msg(timeout=TIMEOUT)
+            if msg["msg_type"] == "comm_msg" and msg["content"]["comm_id"] in ("reload", *posing):
+                answers[msg["content"]["comm_id"]] = msg["content"]["data"]
+        assert answers["reload"]["states"][html]["state"]["value"] == '<img src="x">'
+        assert [answers[comm_id]["state"]["value"] for comm_id in posing] == ["", '<img src="x">']
+
     def test_inspect_reply_is_confined(self, kernel: BlockingKernelClient) -> None:
         run(kernel, 'get_ipython().enable_html_pager = True\n'
                     'class Shown:\n    """<script>alert(1)</script>"""\nshown = Shown()')

@@ -29,6 +29,7 @@ class Driver:
         self.models: dict[str, dict[str, Any]] = {}
         self.closed: set[str] = set()
         self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.answers: dict[str, dict[str, Any]] = {}  # control comms' update_states
         self.reply: dict[str, Any] = {}
 
     def _read(self, timeout: float) -> dict[str, Any] | None:
@@ -43,6 +44,8 @@ class Driver:
             state = content["data"]["state"]
             self.models.setdefault(content["comm_id"], {}).update(state)
             self.updates.append((content["comm_id"], state))
+        elif msg["msg_type"] == "comm_msg" and content["data"].get("method") == "update_states":
+            self.answers[content["comm_id"]] = content["data"]
         elif msg["msg_type"] == "comm_close":
             self.closed.add(content["comm_id"])
         return msg

@@ -107,21 +107,27 @@ def test_monitor_comms_stay_on_the_host(boxrun: Driver, magics_server: ServerPro
 
 
 def test_host_widgets_come_back_after_a_reload(boxrun: Driver) -> None:
-    """A reloaded page's widget manager opens its control comm: the host refuses it (the
-    box's ipywidgets knows nothing of host widgets), so the manager lists the comms and
-    asks each for its state, which the host widgets answer."""
-    boxrun.run("%boxrun monitor")
+    """A reloaded page's widget manager asks its control comm for every widget's state:
+    one answer holds the box's widgets and the host's (asking each comm instead, an update
+    of a live widget could pass for its state, and the page then showed no widget)."""
+    boxrun.run("%boxrun monitor\nimport ipywidgets\nslider = ipywidgets.IntSlider(7)")
+    assert boxrun.reply["status"] == "ok", boxrun.reply
     kc, session = boxrun.kc, boxrun.kc.session
     opened = {"comm_id": "reload1", "target_name": "jupyter.widget.control", "data": {}}
     kc.shell_channel.send(session.msg("comm_open", opened, metadata={"version": "1.0.0"}))
     kc.shell_channel.send(session.msg("comm_msg", {"comm_id": "reload1",
                                                    "data": {"method": "request_states"}}))
-    boxrun.wait(lambda: "reload1" in boxrun.closed, what="the control comm refused")
-    kc.comm_info(target_name="jupyter.widget")
-    comms = kc.get_shell_msg(timeout=30)["content"]["comms"]
+    states = boxrun.wait(lambda: boxrun.answers.get("reload1"), what="the answer")["states"]
     header = next(i for i, s in boxrun.models.items()
                   if s.get("_model_name") == "HTMLModel" and "BoxRun</b> at" in s.get("value", ""))
-    assert header in comms
+    assert states[header]["model_name"] == "HTMLModel"
+    assert "BoxRun</b> at" in states[header]["state"]["value"]
+    sliders = [s["state"]["value"] for s in states.values() if s["model_name"] == "IntSliderModel"]
+    assert sliders == [7]
+    assert "reload1" not in boxrun.closed
+    # A manager that asks each comm (ipywidgets 7's way) still gets the host's answers.
+    kc.comm_info(target_name="jupyter.widget")
+    assert header in kc.get_shell_msg(timeout=30)["content"]["comms"]
     boxrun.updates.clear()
     boxrun.send_comm(header, {"method": "request_state"})
     boxrun.wait(lambda: any(cid == header and "BoxRun</b> at" in state.get("value", "")
