@@ -116,7 +116,8 @@ class WidgetGuard:
             return content
         if msg_type == "comm_open" and _html_model(state.get("_model_name")):
             self._html.add(comm_id)
-        return {**content, "data": {**data, "state": self._clean(comm_id, state)}}
+        cleaned = self._clean(comm_id, state)
+        return content if cleaned is state else {**content, "data": {**data, "state": cleaned}}
 
     def _entry(self, model_id: str, entry: Any) -> Any:
         """A widget's entry of ``update_states`` (its model name beside its state), cleaned."""

@@ -108,8 +108,8 @@ def test_monitor_comms_stay_on_the_host(boxrun: Driver, magics_server: ServerPro
 
 def test_host_widgets_come_back_after_a_reload(boxrun: Driver) -> None:
     """A reloaded page's widget manager asks its control comm for every widget's state:
-    one answer holds the box's widgets and the host's (asking each comm instead, an update
-    of a live widget could pass for its state, and the page then showed no widget)."""
+    one answer holds the box's widgets and the host's (asked per comm instead, one widget
+    closed meanwhile left the page waiting for all of them, and it showed none)."""
     boxrun.run("%boxrun monitor\nimport ipywidgets\nslider = ipywidgets.IntSlider(7)")
     assert boxrun.reply["status"] == "ok", boxrun.reply
     kc, session = boxrun.kc, boxrun.kc.session
