@@ -6,8 +6,9 @@ from . import prestart
 
 prestart.begin(sys.argv)
 
-from ipykernel.kernelapp import IPKernelApp  # noqa: E402 - after the box is on its way
+# The box's ipykernel starts the same way: quick on a cell's round trip.
+from jupyter_ext.sessions.agent_kernel import quick_app  # noqa: E402 - after the box is on its way
 
 from .kernel import BoxRunKernel  # noqa: E402
 
-IPKernelApp.launch_instance(kernel_class=BoxRunKernel)
+quick_app().launch_instance(kernel_class=BoxRunKernel)

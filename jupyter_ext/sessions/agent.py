@@ -14,12 +14,15 @@ import hashlib
 import hmac
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from base64 import b64decode, b64encode
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,24 +31,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOCKETS = "/dev/shm/.boxrun"
 #: Channel of each socket of the kernel, in the ``*_port`` order of the connection file.
 CHANNELS = ("shell", "iopub", "stdin", "control", "hb")
-#: Starts the kernel without its debugger: nothing debugs it through the relay, and loading
-#: debugpy costs 50 ms and a warning on stderr. Code in the box can still import debugpy.
-#: ipywidgets' comm targets are held until ipywidgets is imported (agent_widgets.py).
-LAUNCH = ("import runpy, sys\n"
-          "widgets = runpy.run_path(sys.argv.pop(), run_name='agent_widgets')\n"
-          "sys.modules['debugpy'] = None\n"
-          "from ipykernel.kernelapp import IPKernelApp\n"
-          "app = IPKernelApp.instance()\n"
-          "app.initialize()\n"
-          "del sys.modules['debugpy']\n"
-          "widgets['hold_widget_targets'](app.kernel.comm_manager)\n"
-          "app.start()\n")
+#: Starts the kernel as ``agent_kernel.start`` does (its file is the last argument).
+LAUNCH = "import runpy, sys; runpy.run_path(sys.argv.pop(), run_name='agent_kernel')['start']()"
 #: Options of the kernel, for a short cell round trip (on gVisor's ptrace platform each
 #: of these cost more than the rest of a trivial cell): its history is kept in memory
 #: (IPython's default writes every cell to a SQLite file on the box's disk, from a thread
 #: of its own), and it sends a reply without sleeping 0.5 ms first (a client waits for
 #: ``status: idle``, which follows the cell's output, anyway: docs/sessions.md).
 KERNEL_OPTIONS = ("--HistoryManager.hist_file=:memory:", "--Kernel._execute_sleep=0")
+#: Milliseconds between looks at the kernel's process (and at every socket) while busy.
+POLL_MS = 200
 
 
 def death_reason(code: int) -> str:
@@ -125,7 +120,7 @@ class KernelRelay:
         env = {**os.environ, "JPY_PARENT_PID": str(os.getpid())}
         self.proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, "-f", self.base + ".json", *KERNEL_OPTIONS,
-             os.path.join(HERE, "agent_widgets.py")],
+             os.path.join(HERE, "agent_kernel.py")],
             stdin=subprocess.DEVNULL, env=env)
         ident = self.session.encode()
         kinds = {"shell": self.zmq.DEALER, "iopub": self.zmq.SUB, "stdin": self.zmq.DEALER,
@@ -177,9 +172,9 @@ class KernelRelay:
             [b"<IDS|MSG>", self._sign(parts), *parts, *buffers])
         return msg_id
 
-    def recv(self, sock: Any) -> dict[str, Any]:
+    def recv(self, sock: Any, flags: int = 0) -> dict[str, Any]:
         """The next message of ``sock`` as a ``message`` report."""
-        frames = sock.recv_multipart()
+        frames = sock.recv_multipart(flags)
         at = frames.index(b"<IDS|MSG>")
         header, parent, metadata, content = (json.loads(f) for f in frames[at + 2:at + 6])
         channel = next(name for name, s in self.sockets.items() if s is sock)
@@ -200,18 +195,27 @@ class KernelRelay:
             pass
 
     def _relay(self) -> bool:
-        """Relay until the kernel is restarted (``True``), stdin ends or the kernel dies."""
-        poller = self.zmq.Poller()
-        for sock in self.sockets.values():
-            poller.register(sock, self.zmq.POLLIN)
-        poller.register(0, self.zmq.POLLIN)
+        """Relay until the kernel is restarted (``True``), stdin ends or the kernel dies.
+
+        Polls the sockets' file descriptors, which signal only that a socket may have
+        become readable: a socket is read until it has nothing more whenever its
+        descriptor signalled, after a send on it (which may take that signal), and
+        after each quiet :data:`POLL_MS`. This costs a few system calls a message where
+        ``zmq.Poller`` asks every socket twice a wait (docs/sessions.md)."""
+        by_fd = {sock.getsockopt(self.zmq.FD): sock for sock in self.sockets.values()}
+        poller = select.poll()
+        for fd in (*by_fd, 0):
+            poller.register(fd, select.POLLIN)
+        due: set[Any] = set(self.sockets.values())
+        checked = time.monotonic()
         while True:
-            for sock, _ in poller.poll(200):
-                if sock != 0:
-                    msg = self.recv(sock)
+            for sock in due:
+                for msg in self.drain(sock):
                     if msg["parent_msg_id"] not in self.internal:
                         self.transport.report(msg)
-                    continue
+            ready = poller.poll(POLL_MS)
+            due = {by_fd[fd] for fd, _ in ready if fd != 0} if ready else set(by_fd.values())
+            if any(fd == 0 for fd, _ in ready):
                 requests = self.transport.read()
                 if requests is None:
                     self.kill()
@@ -219,10 +223,23 @@ class KernelRelay:
                 for req in requests:
                     if self.handle(req):
                         return True
+                    if req["op"] == "send":
+                        due.add(self.sockets[req["channel"]])
+            if ready and time.monotonic() - checked < POLL_MS / 1000:
+                continue
+            checked = time.monotonic()
             assert self.proc is not None
             if self.proc.poll() is not None:
                 self.transport.report({"type": "dead", "reason": death_reason(self.proc.returncode)})
                 return False
+
+    def drain(self, sock: Any) -> Iterator[dict[str, Any]]:
+        """The messages ``sock`` has now, as reports, without waiting for more."""
+        while True:
+            try:
+                yield self.recv(sock, self.zmq.NOBLOCK)
+            except self.zmq.Again:
+                return
 
     def handle(self, req: dict[str, Any]) -> bool:
         """Carry out one request of the server; whether it restarted the kernel."""

@@ -16,7 +16,7 @@ AGENT_DIR = "/root/.boxrun"
 #: its own copy (it is uploaded alone).
 SOCKET_DIR = "/dev/shm/.boxrun"
 #: The agent's files, uploaded into ``AGENT_DIR``.
-AGENT_FILES = ("agent.py", "agent_python.py", "agent_widgets.py", "agent_listen.py")
+AGENT_FILES = ("agent.py", "agent_python.py", "agent_kernel.py", "agent_listen.py")
 #: Exit status of the relay when nothing listens on its socket (the interpreter is gone).
 RELAY_REFUSED = 3
 #: The relay (``python3 -I -S -c RELAY PATH``): stdin to the socket, the socket to stdout;

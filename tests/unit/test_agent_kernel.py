@@ -1,0 +1,151 @@
+"""How the box's ipykernel (and the BoxRun kernel) start: a flush with nothing to send
+does not wait for the IOPub thread, output keeps its order, and the agent relays a real
+kernel's cell (run here as a process: the agent is stdlib only, as in a box)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+from ipykernel.iostream import IOPubThread, OutStream
+from jupyter_client.session import Session
+
+from jupyter_ext.sessions import commands
+from jupyter_ext.sessions.agent_kernel import quick_flush
+
+
+@pytest.fixture
+def iopub() -> Iterator[tuple[IOPubThread, zmq.Socket[bytes]]]:
+    """A running IOPub thread publishing on an inproc socket, and a subscriber to it."""
+    ctx = zmq.Context()
+    pub, sub = ctx.socket(zmq.PUB), ctx.socket(zmq.SUB)
+    pub.bind("inproc://iopub")
+    sub.connect("inproc://iopub")
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    thread = IOPubThread(pub)
+    thread.start()
+    yield thread, sub
+    thread.stop()
+    thread.close()
+    sub.close(linger=0)
+    ctx.term()
+
+
+def stream(thread: IOPubThread, session: Session | None = None) -> OutStream:
+    """An OutStream of a class of its own, made quick (ipykernel's own is left alone)."""
+    quick = type("QuickOutStream", (OutStream,), {})
+    quick_flush(quick)
+    return quick(session or Session(), thread, "stdout", watchfd=False)
+
+
+def flush_within(out: OutStream, seconds: float) -> bool:
+    """Whether ``out.flush()`` returned within ``seconds``."""
+    done = threading.Event()
+    threading.Thread(target=lambda: (out.flush(), done.set()), daemon=True).start()
+    return done.wait(seconds)
+
+
+def test_a_flush_with_nothing_to_send_does_not_wait_for_the_iopub_thread(
+        iopub: tuple[IOPubThread, Any]) -> None:
+    thread, _ = iopub
+    out = stream(thread)
+    busy = threading.Event()
+    thread.schedule(lambda: busy.wait(30))  # the IOPub thread is stuck until set
+    try:
+        assert flush_within(out, 2), "the flush waited for the IOPub thread"
+        out.write("x")
+        assert not flush_within(out, 0.5), "a flush with text to send did not wait"
+    finally:
+        busy.set()
+
+
+def test_a_flush_after_a_write_sends_it_before_what_follows(
+        iopub: tuple[IOPubThread, Any]) -> None:
+    thread, sub = iopub
+    session = Session()
+    out = stream(thread, session)
+    out.write("first")
+    out.flush()
+    out.flush()  # nothing more to send
+    session.send(thread.background_socket, "status", {"execution_state": "idle"})
+    got = []
+    while len(got) < 2 and sub.poll(5000):
+        _, frames = session.feed_identities(sub.recv_multipart())
+        got.append(session.deserialize(frames))
+    assert [(m["msg_type"], m["content"].get("text")) for m in got] == [
+        ("stream", "first"), ("status", None)]
+
+
+def reports(proc: subprocess.Popen[bytes], until: str) -> list[dict[str, Any]]:
+    """The agent's reports up to and including the first of type ``until``."""
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(json.loads(line))
+        if seen[-1]["type"] == until:
+            return seen
+    raise AssertionError(f"the agent ended before {until}: {seen}")
+
+
+def cell(proc: subprocess.Popen[bytes], code: str, msg_id: str) -> list[dict[str, Any]]:
+    """Run ``code``; its messages, up to both its reply and its ``idle``."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps({"op": "send", "channel": "shell", "msg_type": "execute_request",
+                                 "msg_id": msg_id, "content": {"code": code}}).encode() + b"\n")
+    proc.stdin.flush()
+    said: list[dict[str, Any]] = []
+    for line in proc.stdout:
+        report = json.loads(line)
+        if report.get("parent_msg_id") == msg_id:
+            said.append(report)
+        kinds = [(r["msg_type"], r["content"].get("execution_state")) for r in said]
+        if ("execute_reply", None) in kinds and ("status", "idle") in kinds:
+            return said
+    raise AssertionError(f"the agent ended during the cell: {said}")
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The ``ipykernel`` agent on pipes, as the listening agent runs it; ready."""
+    here = Path(commands.__file__).parent
+    for name in commands.AGENT_FILES:
+        shutil.copy(here / name, tmp_path / name)
+    proc = subprocess.Popen([sys.executable, "-u", str(tmp_path / "agent.py"), "ipykernel"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    yield proc
+    proc.kill()
+    proc.communicate()
+
+
+def test_the_agents_kernel_runs_cells_in_order_without_subshells(
+        agent: subprocess.Popen[bytes]) -> None:
+    ready = reports(agent, "ready")[-1]
+    assert "kernel subshells" not in ready["kernel_info"].get("supported_features", [])
+    for n in range(3):  # each cell's output, then its result, then idle
+        said = cell(agent, f"import sys; print('a{n}', end=''); sys.stdout.flush(); "
+                           f"print('b'); {n}", f"c{n}")
+        kinds = [r["msg_type"] for r in said if r["msg_type"] in ("stream", "execute_result",
+                                                                  "status")]
+        text = "".join(r["content"]["text"] for r in said if r["msg_type"] == "stream")
+        assert text == f"a{n}b\n"
+        assert kinds[0] == "status" and kinds[-1] == "status"
+        assert kinds.index("execute_result") > max(
+            i for i, k in enumerate(kinds) if k == "stream")
+
+
+def test_the_agent_says_when_its_kernel_dies_while_nothing_is_asked(
+        agent: subprocess.Popen[bytes]) -> None:
+    reports(agent, "ready")
+    cell(agent, "import os, threading, time\n"
+                "threading.Thread(target=lambda: (time.sleep(0.5), os.kill(os.getpid(), 9)))"
+                ".start()", "k")
+    dead = reports(agent, "dead")[-1]
+    assert dead["reason"] == "killed (SIGKILL) — out of memory in the box?"
