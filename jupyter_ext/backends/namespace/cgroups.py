@@ -79,6 +79,8 @@ class Cgroups(Limits):
 
     def __init__(self, dirs: list[Path]) -> None:
         self.dirs = dirs
+        #: Control files found, by (handle, name): a cell's usage reads four at each end.
+        self._files: dict[tuple[str, str], Path] = {}
 
     def groups(self, handle: str) -> list[Path]:
         """The box's group in each hierarchy."""
@@ -97,6 +99,8 @@ class Cgroups(Limits):
         return ["/bin/sh", "-c", JOIN_SCRIPT, "join", *procs, "--"]
 
     async def remove(self, handle: str) -> None:
+        for key in [key for key in self._files if key[0] == handle]:
+            del self._files[key]
         groups = [g for g in self.groups(handle) if g.is_dir()]
         for _ in range(500):
             for group in groups:
@@ -127,7 +131,12 @@ class Cgroups(Limits):
 
     def _file(self, handle: str, name: str) -> Path | None:
         """The first group of ``handle`` with the control file ``name``."""
-        return next((g / name for g in self.groups(handle) if (g / name).exists()), None)
+        found = self._files.get((handle, name))
+        if found is None:
+            found = next((g / name for g in self.groups(handle) if (g / name).exists()), None)
+            if found is not None:
+                self._files[handle, name] = found
+        return found
 
     def _read(self, handle: str, name: str) -> str | None:
         path = self._file(handle, name)
