@@ -4,6 +4,7 @@ kernel's cell (run here as a process: the agent is stdlib only, as in a box)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -33,6 +34,10 @@ def iopub() -> Iterator[tuple[IOPubThread, zmq.Socket[bytes]]]:
     thread = IOPubThread(pub)
     thread.start()
     yield thread, sub
+    done = threading.Event()  # its loop's own tasks end before it stops, not at exit
+    thread.schedule(lambda: (*(t.cancel() for t in asyncio.all_tasks()),
+                             thread.io_loop.add_callback(done.set)))
+    done.wait(5)
     thread.stop()
     thread.close()
     sub.close(linger=0)
