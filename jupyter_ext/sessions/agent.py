@@ -225,9 +225,10 @@ class KernelRelay:
                         return True
                     if req["op"] == "send":
                         due.add(self.sockets[req["channel"]])
-            if ready and time.monotonic() - checked < POLL_MS / 1000:
+            now = time.monotonic()
+            if ready and now - checked < POLL_MS / 1000:
                 continue
-            checked = time.monotonic()
+            checked = now
             assert self.proc is not None
             if self.proc.poll() is not None:
                 self.transport.report({"type": "dead", "reason": death_reason(self.proc.returncode)})
