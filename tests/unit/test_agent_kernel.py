@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,8 +18,9 @@ import zmq
 from ipykernel.iostream import IOPubThread, OutStream
 from jupyter_client.session import Session
 
-from jupyter_ext.sessions import commands
 from jupyter_ext.sessions.agent_kernel import quick_flush
+
+from .agents import copy_agent, execute, reports
 
 
 @pytest.fixture
@@ -89,22 +89,10 @@ def test_a_flush_after_a_write_sends_it_before_what_follows(
         ("stream", "first"), ("status", None)]
 
 
-def reports(proc: subprocess.Popen[bytes], until: str) -> list[dict[str, Any]]:
-    """The agent's reports up to and including the first of type ``until``."""
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:
-        seen.append(json.loads(line))
-        if seen[-1]["type"] == until:
-            return seen
-    raise AssertionError(f"the agent ended before {until}: {seen}")
-
-
 def cell(proc: subprocess.Popen[bytes], code: str, msg_id: str) -> list[dict[str, Any]]:
     """Run ``code``; its messages, up to both its reply and its ``idle``."""
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps({"op": "send", "channel": "shell", "msg_type": "execute_request",
-                                 "msg_id": msg_id, "content": {"code": code}}).encode() + b"\n")
+    proc.stdin.write(execute(code, msg_id))
     proc.stdin.flush()
     said: list[dict[str, Any]] = []
     for line in proc.stdout:
@@ -119,11 +107,8 @@ def cell(proc: subprocess.Popen[bytes], code: str, msg_id: str) -> list[dict[str
 
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The ``ipykernel`` agent on pipes, as the listening agent runs it; ready."""
-    here = Path(commands.__file__).parent
-    for name in commands.AGENT_FILES:
-        shutil.copy(here / name, tmp_path / name)
-    proc = subprocess.Popen([sys.executable, "-u", str(tmp_path / "agent.py"), "ipykernel"],
+    """The ``ipykernel`` agent on pipes, as the listening agent runs it."""
+    proc = subprocess.Popen([sys.executable, "-u", str(copy_agent(tmp_path)), "ipykernel"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     yield proc
     proc.kill()
@@ -132,7 +117,7 @@ def agent(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
 
 def test_the_agents_kernel_runs_cells_in_order_without_subshells(
         agent: subprocess.Popen[bytes]) -> None:
-    ready = reports(agent, "ready")[-1]
+    ready = reports(agent, '"type": "ready"')[-1]
     assert "kernel subshells" not in ready["kernel_info"].get("supported_features", [])
     for n in range(3):  # each cell's output, then its result, then idle
         said = cell(agent, f"import sys; print('a{n}', end=''); sys.stdout.flush(); "
@@ -148,9 +133,9 @@ def test_the_agents_kernel_runs_cells_in_order_without_subshells(
 
 def test_the_agent_says_when_its_kernel_dies_while_nothing_is_asked(
         agent: subprocess.Popen[bytes]) -> None:
-    reports(agent, "ready")
+    reports(agent, '"type": "ready"')
     cell(agent, "import os, threading, time\n"
                 "threading.Thread(target=lambda: (time.sleep(0.5), os.kill(os.getpid(), 9)))"
                 ".start()", "k")
-    dead = reports(agent, "dead")[-1]
+    dead = reports(agent, '"type": "dead"')[-1]
     assert dead["reason"] == "killed (SIGKILL) — out of memory in the box?"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ import pytest
 
 from jupyter_ext.sessions import commands
 
+from .agents import copy_agent, execute, reports
+
 #: agent_listen.KEEP_BYTES (a module for the box: it imports the agent as ``agent``).
 KEEP_BYTES = 16 << 20
 
@@ -25,12 +26,10 @@ KEEP_BYTES = 16 << 20
 @pytest.fixture
 def agent(tmp_path: Path) -> Iterator[str]:
     """A ``python`` agent listening on a socket under ``tmp_path``; its socket path."""
-    here = Path(commands.__file__).parent
-    for name in commands.AGENT_FILES:
-        shutil.copy(here / name, tmp_path / name)
+    agent_py = copy_agent(tmp_path)
     path = str(tmp_path / "sessions" / "s1" / "agent.sock")
     cmd = [sys.executable if c == "python3" else c for c in commands.agent_command("python", path)]
-    cmd[2] = str(tmp_path / "agent.py")
+    cmd[2] = str(agent_py)
     started = subprocess.run(cmd, capture_output=True, timeout=30, check=True)
     said = json.loads(started.stdout)
     assert said["type"] == "listening" and os.stat(path).st_mode & 0o777 == 0o600
@@ -52,22 +51,6 @@ def drop(proc: subprocess.Popen[bytes]) -> None:
     """Kill a relay (the client goes away) and close its pipes."""
     proc.kill()
     proc.communicate()
-
-
-def execute(code: str, msg_id: str) -> bytes:
-    return json.dumps({"op": "send", "channel": "shell", "msg_type": "execute_request",
-                       "msg_id": msg_id, "content": {"code": code}}).encode() + b"\n"
-
-
-def reports(proc: subprocess.Popen[bytes], until: str) -> list[dict]:
-    """Reports up to the first whose line holds ``until``."""
-    assert proc.stdout is not None
-    got = []
-    while line := proc.stdout.readline():
-        got.append(json.loads(line))
-        if until in line.decode():
-            return got
-    raise AssertionError(f"the relay ended before {until!r}: {got[-3:]}")
 
 
 def test_greeting_and_output_kept_while_detached(agent: str) -> None:
