@@ -50,21 +50,31 @@ def hold_widget_targets(manager: Any) -> None:
         manager.targets.setdefault(name, opened)
 
 
-#: What ipykernel's OutStream holds while something is still to be sent (or echoed).
-PENDING = ("_buffers", "_flush_pending", "_subprocess_flush_pending", "echo")
+#: What ipykernel's OutStream holds while something is still to be sent (or echoed), the
+#: last whether its IOPub thread is sending it now (read last: a send clears the others).
+PENDING = ("_buffers", "_flush_pending", "_subprocess_flush_pending", "echo", "_boxrun_sending")
 
 
 def quick_flush(stream_class: Any) -> None:
     """Make ``stream_class.flush`` (ipykernel's OutStream) return at once when nothing is
-    buffered or scheduled: what a flush would send is then already with the IOPub thread,
-    ahead of anything sent after it (all of IOPub goes through that one thread, in
-    order). An OutStream without these attributes (another ipykernel) always flushes."""
-    flush = stream_class.flush
+    buffered, scheduled or being sent: what a flush would wait for is then on the IOPub
+    socket already, before a reply sent next on another socket, as with a full flush.
+    An OutStream without these attributes (another ipykernel) always flushes."""
+    flush, send = stream_class.flush, stream_class._flush
+
+    def sending(self: Any) -> None:
+        self._boxrun_sending = True
+        try:
+            send(self)
+        finally:
+            self._boxrun_sending = False
 
     def quick(self: Any) -> None:
         if any(getattr(self, name, True) for name in PENDING):
             flush(self)
 
+    stream_class._boxrun_sending = False
+    stream_class._flush = sending
     stream_class.flush = quick
 
 

@@ -72,6 +72,27 @@ def test_a_flush_with_nothing_to_send_does_not_wait_for_the_iopub_thread(
         busy.set()
 
 
+def test_a_flush_while_the_iopub_thread_sends_waits_for_the_send(
+        iopub: tuple[IOPubThread, Any]) -> None:
+    thread, _ = iopub
+    sending, release = threading.Event(), threading.Event()
+
+    class Held(Session):
+        def send(self, *args: Any, **kwargs: Any) -> Any:
+            sending.set()
+            release.wait(30)
+            return super().send(*args, **kwargs)
+
+    out = stream(thread, Held())
+    out.write("x")
+    thread.schedule(out._flush)  # the IOPub thread has taken the text, not yet sent it
+    assert sending.wait(5)
+    try:
+        assert not flush_within(out, 0.5), "a flush did not wait for a send under way"
+    finally:
+        release.set()
+
+
 def test_a_flush_after_a_write_sends_it_before_what_follows(
         iopub: tuple[IOPubThread, Any]) -> None:
     thread, sub = iopub
