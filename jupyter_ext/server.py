@@ -131,6 +131,11 @@ class BoxRunServer(LoggingConfigurable):
         help="A custom sandbox backend (a subclass of jupyter_ext.backends.base.Backend); "
              "overrides `backend` when set.",
     ).tag(config=True)
+    warm_spares = Bool(True, help="On gVisor, keep one box per shape of kernel box in use "
+                       "(image, disk, cpu, memory) restored from its image's warm template "
+                       "and waiting, so that the next kernel's box and interpreter are ready "
+                       "when it starts (about 150 MB of memory each while waiting; see "
+                       "docs/sessions.md, Warm kernels).").tag(config=True)
     stop_boxes_on_exit = Bool(help="Stop every running box when the server stops. By default "
                               "boxes outlive the server (a restart, an upgrade, a crash) and "
                               "the next server on the state dir adopts them; commands running "
@@ -227,6 +232,7 @@ class BoxRunServer(LoggingConfigurable):
             self.log.debug("BoxRun backend: %s (%s)", selection.backend_class.__name__,
                            selection.reason)
             backend: Backend = selection.backend_class(state_dir=state, images=images)
+            backend.warm_spares = self.warm_spares
             ledger = Ledger(self.max_cpu, self.max_memory_mb, self.cpu_overcommit,
                             self.max_disk_gb, disk_path=state)
             volumes = VolumePolicy.make(self.volume_roots, state, self.images_dir)

@@ -135,6 +135,9 @@ class Backend(abc.ABC):
     #: How many boxes may have host user ids of their own at once (``/v1/info``);
     #: None where the question does not arise (a VM) or boxes share one range.
     box_uid_ranges: int | None = None
+    #: Set by the server (``BoxRunServer.warm_spares``): whether a backend that starts
+    #: interpreters warm keeps a box ready ahead of the next (gVisor, see ``.gvisor.spares``).
+    warm_spares: bool = False
     #: Set by the manager: called with a box's handle and why (in words) when a running
     #: box's sandbox ends without being asked to (its init died: out of memory, killed).
     on_exit: Callable[[str, str], None] | None = None

@@ -71,9 +71,11 @@ def disk_plan(box_dir: Path, uid: int, gid: int) -> list[str]:
     return [str(box_dir / IMAGE), str(box_dir / MOUNTPOINT), f"{uid}:{gid}"]
 
 
-def prepare_prefix(disk: list[str] | None, idmaps: list[list[object]]) -> list[str]:
+def prepare_prefix(disk: list[str] | None, idmaps: list[list[object]],
+                   readonly: list[list[str]] | None = None) -> list[str]:
     """The command prefix that runs the rest of a command line as root in a new mount
-    namespace, once :mod:`.namespace.prepare` mounted ``disk`` and ``idmaps`` there."""
-    plan = json.dumps({"disk": disk, "idmaps": idmaps})
+    namespace, once :mod:`.namespace.prepare` mounted ``disk``, ``idmaps`` and the
+    ``readonly`` binds there."""
+    plan = json.dumps({"disk": disk, "idmaps": idmaps, "readonly": readonly or []})
     return [tool("unshare"), "--mount", "--propagation=private", "--",
             sys.executable, "-I", "-S", str(PREPARE), plan, "--"]

@@ -28,6 +28,8 @@ def _server_config(args: argparse.Namespace) -> Config:
     config = Config()
     if getattr(args, "stop_boxes", False):
         config.BoxRunServer.stop_boxes_on_exit = True
+    if getattr(args, "no_spares", False):
+        config.BoxRunServer.warm_spares = False
     for flag, trait in (("state_dir", "state_dir"), ("socket", "socket_path"), ("backend", "backend"),
                         ("max_output_bytes", "max_output_bytes"),
                         ("max_message_bytes", "max_message_bytes")):
@@ -138,6 +140,9 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-message-bytes", type=int,
                        help="longest message relayed from a session's interpreter (default "
                             "$BOXRUN_MAX_MESSAGE_BYTES or 8 MiB)")
+    serve.add_argument("--no-spares", action="store_true",
+                       help="on gVisor, keep no spare box ready for the next kernel"
+                            " (BoxRunServer.warm_spares)")
     serve.add_argument("--stop-boxes", action="store_true",
                        help="stop every running box when the server stops (default: boxes "
                             "keep running and the next server adopts them)")

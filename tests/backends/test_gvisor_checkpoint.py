@@ -88,8 +88,8 @@ async def test_checkpoint_goes_on_and_forks_diverge(boot, spec, run, backend, tm
 
 async def test_restore_takes_other_volume_sources_and_new_volumes(
         boot, spec, run, backend, tmp_path):
-    first, second, extra = (tmp_path / n for n in ("first", "second", "extra"))
-    for folder in (first, second, extra):
+    first, second, extra, kept = (tmp_path / n for n in ("first", "second", "extra", "kept"))
+    for folder in (first, second, extra, kept):
         folder.mkdir()
         (folder / "name").write_text(folder.name)
     box = spec(volumes=[Volume(str(first), "/mnt/nb", readonly=True)])
@@ -98,12 +98,16 @@ async def test_restore_takes_other_volume_sources_and_new_volumes(
     assert await backend.running() == set()
     assert saved.mounts() == ["/mnt/nb"]
     fork = await create_from(backend, spec(volumes=[
-        Volume(str(second), "/mnt/nb", readonly=True), Volume(str(extra), "/opt/extra")]),
-        saved)
+        Volume(str(second), "/mnt/nb", readonly=True), Volume(str(extra), "/opt/extra"),
+        Volume(str(kept), "/opt/kept", readonly=True)]), saved)
     assert (await run(fork, "cat", "/mnt/nb/name"))[1] == b"second"
     assert (await run(fork, "cat", "/opt/extra/name"))[1] == b"extra"
-    code, _, err = await run(fork, "sh", "-c", "echo x > /mnt/nb/w")
-    assert code != 0 and b"Read-only" in err
+    assert (await run(fork, "sh", "-c", "echo x > /opt/extra/w"))[0] == 0
+    assert (extra / "w").read_text() == "x\n"
+    for folder in ("/mnt/nb", "/opt/kept"):  # read-only, saved with the box or added
+        code, _, err = await run(fork, "sh", "-c", f"echo x > {folder}/w")
+        assert code != 0 and b"Read-only" in err
+    assert not (kept / "w").exists()
     with pytest.raises(BoxRunError, match="/mnt/nb") as refused:
         await create_from(backend, spec(), saved)
     assert refused.value.code == "VALIDATION_ERROR"
@@ -154,7 +158,8 @@ def printed(reports: list[dict]) -> str:
 
 async def ask(backend, handle: str, path: str, code: str, until: str = "") -> list[dict]:
     """Attach to the agent on ``path`` through the relay exec, run ``code``, detach; the
-    reports of that cell (up to its reply and the output ``until``)."""
+    reports of that cell (up to its reply, its ``idle`` and the output ``until``: reply
+    and output travel on different sockets, either may come first)."""
     process = await backend.exec(handle, relay_command(path), EXEC_DEFAULT_ENV, "/",
                                  stdin=True)
     msg_id = "test-" + str(time.monotonic_ns())
@@ -166,8 +171,11 @@ async def ask(backend, handle: str, path: str, code: str, until: str = "") -> li
     async for chunk in process.stdout:
         *lines, buf = (buf + chunk).split(b"\n")
         reports += [json.loads(line) for line in lines]
-        if any(r.get("msg_type") == "execute_reply" for r in reports) and (
-                until in printed(reports)):
+        mine = [r for r in reports if r.get("parent_msg_id") == msg_id]
+        if (any(r["msg_type"] == "execute_reply" for r in mine)
+                and any(r["msg_type"] == "status"
+                        and r["content"].get("execution_state") == "idle" for r in mine)
+                and until in printed(reports)):
             break
     process.kill()
     return reports

@@ -81,12 +81,14 @@ def test_second_kernel_starts_warm(tmp_path, images_dir, in_root, notebook_dir):
         assert warm_seconds < cold_seconds
 
         # the template's processes were never below /root: the box sees the folder added
-        # at the restore, reads and writes it
+        # at the restore, and may not write it (mounted read-only, the kernel's default)
         root_kc, _ = start(in_root)
         assert execute(root_kc, WARM)[1] == "True\n"
-        code = "import os; open('out.txt', 'w').write('from the box'); print(os.getcwd(), _dh)"
-        assert execute(root_kc, code) == ("ok", f"{in_root} ['{in_root}']\n")
-        assert (in_root / "out.txt").read_text() == "from the box"
+        code = ("import os; print(os.getcwd(), _dh)\n"
+                "try:\n    open('out.txt', 'w')\nexcept OSError as e:\n    print(e.strerror)")
+        assert execute(root_kc, code) == ("ok", f"{in_root} ['{in_root}']\n"
+                                                "Read-only file system\n")
+        assert not (in_root / "out.txt").exists()
         # the agent moved too: the interpreter restarted starts in the folder, in the
         # session's environment (HOSTNAME: the box's name, which the template lacked)
         box = box_name("jupyter-{kernel_id}", kernel_id(kernels[-1][0].connection_file))
@@ -98,11 +100,46 @@ def test_second_kernel_starts_warm(tmp_path, images_dir, in_root, notebook_dir):
             assert restarted.status_code == 200, restarted.text
         code = "import os; print(os.getcwd(), os.environ.get('HOSTNAME'))"
         assert execute(root_kc, code) == ("ok", f"{in_root} {box}\n")
-        assert execute(root_kc, "print(open('out.txt').read())") == ("ok", "from the box\n")
+        assert execute(root_kc, "print(open('data.txt').read())") == ("ok", "next to the notebook\n")
 
         # below /tmp: gVisor's own tmpfs, which a restore brings back as it was saved
         in_tmp, _ = start(notebook_dir)  # works, cold
         assert execute(in_tmp, WARM)[1] == "False\n"
+    finally:
+        for km, kc in kernels:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+        server.stop()
+
+
+def test_next_kernel_takes_the_spare_box(tmp_path, images_dir, in_root):
+    """Once a template exists, a box restored from it waits: the next kernel's box is that
+    box, its notebook folder mounted into it at the kernel's start."""
+    server = ServerProcess(tmp_path / "state", images_dir,
+                           env={"BOXRUN_BACKEND": "gvisor", "HOME": "/root"})
+    server.start()
+    env = {**os.environ, "BOXRUN_SOCKET": server.socket}
+    (in_root / "data.txt").write_text("next to the notebook")
+    kernels = []
+    try:
+        def start() -> Any:
+            km, kc = start_new_kernel(kernel_name="boxrun", env=env, cwd=str(in_root),
+                                      startup_timeout=TIMEOUT)
+            kernels.append((km, kc))
+            return kc
+
+        start()
+        deadline = time.monotonic() + 300
+        while "spare box of" not in server.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "spare box of" in server.log.read_text(), "no spare box was made"
+        kc = start()
+        assert "warm interpreter (a spare box)" in server.log.read_text()
+        assert execute(kc, WARM)[1] == "True\n"
+        code = "import os; print(os.getcwd(), open('data.txt').read(), os.environ['HOSTNAME'])"
+        box = box_name("jupyter-{kernel_id}", kernel_id(kernels[-1][0].connection_file))
+        assert execute(kc, code) == ("ok", f"{in_root} next to the notebook {box}\n")
+        assert execute(kc, "x = 41\nprint(x + 1)") == ("ok", "42\n")
     finally:
         for km, kc in kernels:
             kc.stop_channels()

@@ -11,8 +11,9 @@ import os
 import re
 import secrets
 import signal
+import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,7 +23,7 @@ from ...images.oci import read_layout
 from ...images.store import ImageStore
 from ...images.unpack import RootfsCache
 from ...images.userns import UserNs
-from ..base import BoxSpec
+from ..base import BoxSpec, Volume
 from ..diskimage import (
     MOUNTPOINT,
     disk_plan,
@@ -35,7 +36,7 @@ from ..diskimage import (
 from ..execfiles import ExecFiles
 from ..namespace import cgroups
 from ..namespace.commands import hidden_in
-from . import bundle, checkpoint, network, warm
+from . import bundle, checkpoint, latemount, network, warm
 from .init import binary
 from .launcher import READY, SOCKET, Command, connect
 from .process import GvProcess
@@ -109,6 +110,10 @@ class Sandbox:
     memory_limit: int | None
     fresh: bool = False
     pidfd: int | None = None
+    #: Its processes are a warm template's, untouched (see :mod:`.warm`).
+    warm: bool = False
+    #: A spare box, no box's yet (see :mod:`.spares`).
+    spare: bool = False
 
     def kill(self) -> None:
         """SIGKILL the sandbox process unless it ended (through its pidfd: never another
@@ -194,8 +199,12 @@ class GvisorBackend(ExecFiles):
                               " backend runs only images of the local image store")
         return await self.rootfs.get(read_layout(spec.oci_layout), self.ids)
 
-    async def create(self, spec: BoxSpec) -> str:
-        """Unpack the image if needed and make the box's empty writable layer."""
+    async def create(self, spec: BoxSpec, spare: bool = True) -> str:
+        """Unpack the image if needed and make the box's empty writable layer; or, with
+        ``spare``, take a spare box of ``spec``'s shape, if one is ready (see
+        :mod:`.spares`)."""
+        if spare and (handle := self.warm.spares.take(spec)) is not None:
+            return handle
         if spec.network and self._network_problem:
             raise BoxRunError("RUNTIME_ERROR", f"network: true: {self._network_problem}")
         await self._lower(spec)
@@ -217,6 +226,13 @@ class GvisorBackend(ExecFiles):
         """Mount the layer and run the sandbox (restored from the checkpoint in ``image``
         if given, see :mod:`.checkpoint`); returns once commands can run."""
         box_dir = self._box_dir(handle)
+        if (sandbox := self._running.get(handle)) is not None and sandbox.spare:
+            try:
+                await self.warm.spares.fit(handle, spec)
+            except BoxRunError as err:
+                log.warning("box %s: the spare box did not fit, starting anew: %s", handle, err)
+                await self.warm.reset(handle, spec)
+            return
         if handle in self._running:
             raise BoxRunError("RUNTIME_ERROR", f"box {handle} is already running")
         disk = has_disk(box_dir)
@@ -233,8 +249,9 @@ class GvisorBackend(ExecFiles):
         proc = None
         try:
             netns, resolv = (net.netns, str(net.resolv_conf)) if net else (None, None)
-            config = bundle.config(spec, cgroup, str(binary()), str(box_dir / "ctl"), hidden,
-                                   netns, resolv)
+            sandboxed, readonly = self._readonly_sources(box_dir, spec, image is not None)
+            config = bundle.config(sandboxed, cgroup, str(binary()), str(box_dir / "ctl"),
+                                   hidden, netns, resolv)
             (box_dir / "config.json").write_text(json.dumps(config))
             runsc = network.runsc(self._runsc) if net else self._runsc
             layer = box_dir / MOUNTPOINT if disk else box_dir
@@ -243,7 +260,8 @@ class GvisorBackend(ExecFiles):
             # as root: a mount namespace (the disk mounted in it); else a user namespace too
             prefix = ([tool("unshare"), "--user", "--map-root-user", "--mount",
                        "--propagation=private", "--"] if self.rootless
-                      else prepare_prefix(disk_plan(box_dir, 0, 0) if disk else None, []))
+                      else prepare_prefix(disk_plan(box_dir, 0, 0) if disk else None, [],
+                                          readonly))
             # under a reaper of its own: the sandbox process is reaped as soon as it ends
             command = [str(binary()), "reap", *prefix, tool("sh"), "-c", START_SCRIPT, "start", str(box_dir),
                        str(layer), str(lower),
@@ -274,6 +292,43 @@ class GvisorBackend(ExecFiles):
                                         else spec.memory_mb << 20, fresh=image is None,
                                         pidfd=pidfd)
         self._ended.pop(handle, None)
+
+    def _readonly_sources(self, box_dir: Path, spec: BoxSpec, restore: bool
+                          ) -> tuple[BoxSpec, list[list[str]]]:
+        """``spec`` as the sandbox gets it, and the read-only binds to make first. A
+        restored Sentry enforces read-only only on the mounts of the box it saved (it sees
+        the others through the root filesystem), and runsc binds volumes read-write on
+        the host: for a restore, each read-only volume is first bound read-only in the
+        box's mount namespace (below ``volumes/``), and the sandbox binds that."""
+        if not restore or self.rootless:
+            return spec, []
+        volumes, readonly = [], []
+        for i, volume in enumerate(spec.volumes):
+            if volume.readonly:
+                source = box_dir / "volumes" / str(i)
+                source.mkdir(parents=True, exist_ok=True)
+                readonly.append([volume.host_path, str(source)])
+                volume = replace(volume, host_path=str(source))
+            volumes.append(volume)
+        return replace(spec, volumes=volumes), readonly
+
+    async def mount_late(self, handle: str, volumes: Sequence[Volume]) -> None:
+        """Mount ``volumes`` into running box ``handle`` (see :mod:`.latemount`)."""
+        if volumes:
+            await run_checked(
+                [sys.executable, "-I", "-S", latemount.__file__, str(self.gofer_pid(handle)),
+                 *(arg for v in volumes
+                   for arg in (v.host_path, v.guest_path, "ro" if v.readonly else "rw"))],
+                "mounting the box's volumes")
+
+    def gofer_pid(self, handle: str) -> int:
+        """The host pid of the box's gofer (from runsc's state of the sandbox)."""
+        try:
+            state = json.loads((self.runsc_root / f"{handle}_sandbox:{handle}.state")
+                               .read_text())
+            return int(state["goferPid"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise BoxRunError("RUNTIME_ERROR", f"box {handle} has no gofer: {err!r}") from err
 
     def hidden(self, spec: BoxSpec) -> list[str]:
         """Where in the box the server's state would show through a volume: covered by an

@@ -186,7 +186,8 @@ async def restore(backend: GvisorBackend, handle: str, spec: BoxSpec, saved: Che
                   ) -> None:
     """Replace stopped box ``handle``'s writable layer by a copy of ``saved``'s and start
     it from ``saved``: its processes go on from the checkpoint. On failure the box keeps
-    its own layer (stopped)."""
+    its own layer (stopped). Read-only volumes are read-only on the host too (the
+    restored Sentry enforces it only for the saved box's, see :meth:`.GvisorBackend.start`)."""
     check_mounts(saved, spec)
     box_dir = backend._box_dir(handle)
     if handle in backend._running:
@@ -216,7 +217,7 @@ async def create_from(backend: GvisorBackend, spec: BoxSpec, saved: Checkpoint) 
     processes going on from the checkpoint, independent of the saved box and of other
     boxes made from it. ``spec`` gives its volumes and limits."""
     check_mounts(saved, spec)
-    handle = await backend.create(spec)
+    handle = await backend.create(spec, spare=False)
     try:
         await restore(backend, handle, spec, saved)
     except BaseException:

@@ -47,6 +47,7 @@ from ...sessions.commands import AGENT_DIR, AGENT_FILES, SOCKET_DIR, agent_comma
 from ..diskimage import IMAGE, MOUNTPOINT, has_disk, make_disk
 from ..execfiles import EXEC_DEFAULT_ENV, collect
 from .checkpoint import Checkpoint, checkpoint, restore
+from .spares import Shape, Spares
 
 if TYPE_CHECKING:
     from ..base import BoxSpec
@@ -199,6 +200,7 @@ class WarmTemplates:
         self._builds: dict[str, asyncio.Task[Checkpoint]] = {}
         self._agent = _making_hash()
         self._locks: dict[str, asyncio.Lock] = {}
+        self.spares = Spares(backend)
 
     def template(self, key: str) -> Checkpoint | None:
         """The built template ``key``, if any."""
@@ -206,16 +208,31 @@ class WarmTemplates:
         return Checkpoint(path) if (path / "image").is_dir() else None
 
     async def close(self) -> None:
-        """Cancel the templates being built (their boxes are removed)."""
+        """Cancel the templates being built and remove the spare boxes."""
         for task in self._builds.values():
             task.cancel()
         await asyncio.gather(*self._builds.values(), return_exceptions=True)
+        await self.spares.close()
 
     def usable(self, spec: BoxSpec, kind: str) -> bool:
         """Whether a session of ``kind`` in a box of ``spec`` may be a warm one."""
         return (kind in ("auto", KIND) and spec.oci_layout is not None and not spec.network
                 and not any(_keeps_cold(v.guest_path) for v in spec.volumes)
                 and not self.backend.hidden(spec))
+
+    def key(self, spec: BoxSpec) -> str:
+        """The key of the template for boxes of ``spec`` (which has an image layout)."""
+        assert spec.oci_layout is not None
+        return (f"{_key(read_layout(spec.oci_layout).manifest_digest, self._agent)}"
+                f"-{spec.disk_size_gb}")
+
+    def shape(self, spec: BoxSpec) -> Shape | None:
+        """The shape of a spare that can be box ``spec``; None if none can (its first
+        session would start cold, or a volume is not a folder)."""
+        if not self.usable(spec, KIND) or not all(os.path.isdir(v.host_path)
+                                                   for v in spec.volumes):
+            return None
+        return Shape(self.key(spec), spec.cpu, spec.memory_mb, spec.workdir)
 
     async def session(self, handle: str, spec: BoxSpec, kind: str, path: str, cwd: str,
                       env: dict[str, str]) -> str | None:
@@ -225,9 +242,7 @@ class WarmTemplates:
         yet: one is built in the background)."""
         if not self.usable(spec, kind):
             return None
-        assert spec.oci_layout is not None
-        key = (f"{_key(read_layout(spec.oci_layout).manifest_digest, self._agent)}"
-               f"-{spec.disk_size_gb}")
+        key = self.key(spec)
         saved = self.template(key)
         if saved is None:
             self._build_later(key, spec)
@@ -238,10 +253,13 @@ class WarmTemplates:
                 if not self._fresh(handle):
                     return None
                 began = time.monotonic()
-                await self.backend.stop(handle)
+                spare = self.backend._running[handle].warm  # restored already
+                if not spare:
+                    await self.backend.stop(handle)
                 try:
                     stopped = time.monotonic()
-                    await restore(self.backend, handle, spec, saved)
+                    if not spare:
+                        await restore(self.backend, handle, spec, saved)
                     restored = time.monotonic()
                     code = (f"import os as _o; _o.chdir({cwd!r}); _o.environ.update({env!r});"
                             f" get_ipython().history_manager.dir_hist[:] = [{cwd!r}]; del _o")
@@ -249,22 +267,25 @@ class WarmTemplates:
                     await self._tune(handle, TEMPLATE_SESSION, os.path.dirname(path), code,
                                      move)
                     moved = time.monotonic()
-                    log.info("box %s: warm interpreter in %.0f ms (stop %.0f, restore %.0f, "
-                             "move %.0f)", handle, (moved - began) * 1000,
+                    log.info("box %s: warm interpreter%s in %.0f ms (stop %.0f, restore %.0f,"
+                             " move %.0f)", handle, " (a spare box)" if spare else "",
+                             (moved - began) * 1000,
                              (stopped - began) * 1000, (restored - stopped) * 1000,
                              (moved - restored) * 1000)
                 except BoxRunError as err:
                     log.warning("box %s: the warm template failed, starting cold: %s",
                                 handle, err)
                     self._drop(key)
-                    await self._reset(handle, spec)
+                    await self.reset(handle, spec)
                     return None
         finally:
             if not lock.locked():
                 self._locks.pop(handle, None)
+        if (shape := self.shape(spec)) is not None:
+            self.spares.want(shape, spec, saved)
         return KIND
 
-    async def _reset(self, handle: str, spec: BoxSpec) -> None:
+    async def reset(self, handle: str, spec: BoxSpec) -> None:
         """Start the box again as it was when fresh: an empty layer, its init alone."""
         await self.backend.stop(handle)
         box_dir = self.backend._box_dir(handle)
@@ -314,7 +335,7 @@ class WarmTemplates:
         self.root.mkdir(mode=0o700, exist_ok=True)
         box = replace(spec, box_id="warm-template", name=None, volumes=[], network=False)
         staging = self.root / f".build-{key}-{secrets.token_hex(4)}"
-        handle = await self.backend.create(box)
+        handle = await self.backend.create(box, spare=False)
         try:
             await self.backend.start(handle, box)
             for name, source in _agent_sources():
@@ -342,6 +363,8 @@ class WarmTemplates:
         self.prune()
         log.info("warm template for %s built (%d MB)", spec.image,
                  Checkpoint(target).size_bytes() >> 20)
+        if (shape := self.shape(spec)) is not None:
+            self.spares.want(shape, spec, Checkpoint(target))
         return Checkpoint(target)
 
     def prune(self) -> None:

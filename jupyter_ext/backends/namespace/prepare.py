@@ -5,7 +5,9 @@ by root, in ``boxes/``, in a new mount namespace that only the box will inherit)
 image to loop-mount, with its ``upper`` and ``work`` made box root's on first use;
 ``idmaps`` ([source, target, uid map, gid map, read-only], …) are idmapped bind mounts:
 the image's files shifted to the box's ids, and volumes whose owner (the server's
-user) box root becomes. Then it execs ``COMMAND`` with the environment it was given.
+user) box root becomes; ``readonly`` ([source, target], …, optional) are recursive bind
+mounts read-only on the host (what a sandbox then binds again stays read-only). Then it
+execs ``COMMAND`` with the environment it was given.
 Standard library only: it runs before anything of the box, with ``-I -S``.
 """
 
@@ -20,7 +22,7 @@ import sys
 
 SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
 OPEN_TREE_CLONE, OPEN_TREE_CLOEXEC = 1, 0o2000000
-AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = -100, 0x100, 0x1000
+AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH, AT_RECURSIVE = -100, 0x100, 0x1000, 0x8000
 MOVE_MOUNT_F_EMPTY_PATH = 4
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x1, 0x2, 0x4
 MOUNT_ATTR_IDMAP = 0x100000
@@ -81,6 +83,22 @@ def idmapped_bind(source: str, target: str, uid_map: str, gid_map: str, readonly
         os.close(ns)
 
 
+def readonly_bind(source: str, target: str) -> None:
+    """Bind ``source`` (and the mounts below it) on ``target``, read-only, nosuid, nodev."""
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW | AT_RECURSIVE
+    tree = _check(libc.syscall(SYS_OPEN_TREE, AT_FDCWD, source.encode(), flags),
+                  f"open_tree {source}")
+    try:
+        attr = struct.pack("QQQQ", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                           0, 0, 0)
+        _check(libc.syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH | AT_RECURSIVE, attr,
+                            len(attr)), f"making {source} read-only")
+        _check(libc.syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, target.encode(),
+                            MOVE_MOUNT_F_EMPTY_PATH), f"mounting {source}")
+    finally:
+        os.close(tree)
+
+
 def mount_disk(image: str, folder: str, owner: str) -> None:
     """Loop-mount the box's disk image; its ``upper`` and ``work`` are box root's."""
     subprocess.run(["mount", "-o", "loop,nosuid,nodev,discard,noinit_itable", image, folder],
@@ -101,6 +119,8 @@ def main(argv: list[str]) -> None:
         mount_disk(*plan["disk"])
     for source, target, uid_map, gid_map, readonly in plan["idmaps"]:
         idmapped_bind(source, target, uid_map, gid_map, readonly)
+    for source, target in plan.get("readonly", []):
+        readonly_bind(source, target)
     os.execv(argv[3], argv[3:])
 
 
