@@ -25,7 +25,7 @@ SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_MOUNT_SETATTR = 428, 429, 442
 SYS_PIDFD_OPEN, SYS_PIDFD_SEND_SIGNAL = 434, 424
 #: The gofer's name for itself (argv[0]).
 GOFER = b"runsc-gofer"
-OPEN_TREE_CLONE, AT_RECURSIVE, AT_EMPTY_PATH = 0x1, 0x8000, 0x1000
+OPEN_TREE_CLONE, AT_RECURSIVE, AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW = 0x1, 0x8000, 0x1000, 0x100
 MOVE_MOUNT_F_EMPTY_PATH, MOVE_MOUNT_T_EMPTY_PATH = 0x4, 0x40
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x1, 0x2, 0x4
 CLONE_FS, CLONE_NEWNS = 0x200, 0x20000
@@ -48,11 +48,12 @@ def _check(result: int, what: str) -> int:
 
 
 def clone_tree(host: str, readonly: bool) -> int:
-    """A detached copy of the mount tree at folder ``host`` with its attributes set."""
-    if not stat.S_ISDIR(os.stat(host).st_mode):
+    """A detached copy of the mount tree at folder ``host`` (the real path the server
+    checked: not a link) with its attributes set."""
+    if not stat.S_ISDIR(os.lstat(host).st_mode):
         raise OSError(f"{host} is not a folder")
-    tree = _check(_libc.syscall(SYS_OPEN_TREE, -100, host.encode(),
-                                OPEN_TREE_CLONE | os.O_CLOEXEC | AT_RECURSIVE), "open_tree")
+    flags = OPEN_TREE_CLONE | os.O_CLOEXEC | AT_RECURSIVE | AT_SYMLINK_NOFOLLOW
+    tree = _check(_libc.syscall(SYS_OPEN_TREE, -100, host.encode(), flags), "open_tree")
     attr = MountAttr(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
                      | (MOUNT_ATTR_RDONLY if readonly else 0), 0, 0, 0)
     _check(_libc.syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH | AT_RECURSIVE,

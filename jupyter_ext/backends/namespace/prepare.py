@@ -119,7 +119,7 @@ def main(argv: list[str]) -> None:
         mount_disk(*plan["disk"])
     for source, target, uid_map, gid_map, readonly in plan["idmaps"]:
         idmapped_bind(source, target, uid_map, gid_map, readonly)
-    for source, target in plan.get("readonly", []):
+    for source, target in plan["readonly"]:
         readonly_bind(source, target)
     os.execv(argv[3], argv[3:])
 
