@@ -11,7 +11,7 @@ executes nothing: it walks GUEST from the gofer's root one component at a time, 
 following a link (the box's files, and its image's, are the box's: a link could point
 anywhere), makes missing folders, and moves the tree onto the folder it holds
 (``move_mount``). It exits 0 once every volume is mounted; else 1, naming it (what it
-mounted stays: the caller removes the box).
+mounted goes with the sandbox: the caller starts the box anew).
 """
 
 from __future__ import annotations
