@@ -67,7 +67,8 @@ def start_to_first_result(name: str, env: dict[str, str], cwd: str
 def measure_kernel(name: str, env: dict[str, str], cwd: str, plan: Plan, idle: float = 0
                    ) -> tuple[list[float], list[float]]:
     """Start-up samples (each after ``idle`` seconds), then cell round trips in the last
-    kernel started."""
+    kernel started, ``idle`` seconds later (on gVisor the server makes the next spare box
+    meanwhile, a second of both cores: not what a cell meets once a user types it)."""
     starts: list[float] = []
     cells: list[float] = []
     for i in range(plan.starts):
@@ -76,6 +77,7 @@ def measure_kernel(name: str, env: dict[str, str], cwd: str, plan: Plan, idle: f
         starts.append(ms)
         say(f"{name}: start -> first result {ms:.0f} ms")
         if i == plan.starts - 1:
+            time.sleep(idle)
             cell = partial(trivial, kc)
             timed_ms(cell, 10)  # warm-up
             cells = timed_ms(cell, plan.cells)
@@ -139,7 +141,7 @@ def measure(plan: Plan, tmp: Path, images_dir: Path, backend: str,
         Row("trivial cell, p99", percentile(box_cells, 99), percentile(local_cells, 99),
             "local", unit="ms"),
         Row("kernel start -> first result", median(box_starts), local_start, "local",
-            2 * local_start + create, unit="ms"),
+            local_start, unit="ms"),
         Row("  of which box create", create, unit="ms"),
     ]
 
@@ -166,8 +168,9 @@ def main() -> int:
     return report(rows, args.quick, started, args.strict,
                   f"baseline: a local '{LOCAL}' ipykernel, measured the same way in this run; "
                   "cells through jupyter_client execute_interactive; the start target is "
-                  "2x local + box create; BoxRun kernels start on a server in use (a first "
-                  f"kernel started before, {IDLE:.0f} s idle before each)")
+                  "no slower than local (issue 13); BoxRun kernels start on a server in use "
+                  f"(a first kernel started before, {IDLE:.0f} s idle before each start and "
+                  "before the cells)")
 
 
 if __name__ == "__main__":

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 
-#: Most calls answer at once; creating or starting a box may unpack an image first.
-TIMEOUT = httpx.Timeout(30, connect=5)
-SLOW_TIMEOUT = httpx.Timeout(300, connect=5)
+if TYPE_CHECKING:
+    import httpx
+
+#: Seconds to connect, read, write and wait for a connection (httpx's order): most calls
+#: answer at once; creating or starting a box may unpack an image first.
+Timeout = tuple[float, float, float, float]
+TIMEOUT: Timeout = (5, 30, 30, 30)
+SLOW_TIMEOUT: Timeout = (5, 300, 300, 300)
 #: Removing a box at shutdown: the server carries on if the kernel stops waiting, and
 #: jupyter_client terminates a kernel still running 2.5 s after its shutdown_request.
-REMOVE_TIMEOUT = httpx.Timeout(2, connect=1)
+REMOVE_TIMEOUT: Timeout = (1, 2, 2, 2)
 
 
 class BoxUnavailable(Exception):
@@ -34,24 +38,40 @@ class BoxRunClient:
     """Calls the BoxRun API at ``url`` (``http://:TOKEN@host:port``) or on ``socket``."""
 
     def __init__(self, url: str = "", socket: str = "") -> None:
-        self.socket, self.token = socket, ""
+        self.socket, self.token, self.where = socket, "", socket
         if url:
             parts = urlsplit(url)
             self.token = parts.password or ""
-            auth = ("", parts.password) if parts.password else None
             netloc = parts.netloc.rpartition("@")[2]
-            base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-            self.where, self.socket = base, ""
-            self.http = httpx.AsyncClient(base_url=base, auth=auth, timeout=TIMEOUT)
-        else:
-            self.where = socket
-            self.http = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=socket),
-                                          base_url="http://boxrun", timeout=TIMEOUT)
+            self.where = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+            self.socket = ""
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client, made at the first call: a kernel with its box opened early
+        needs only the channel to start, and httpx with its transport takes 90 ms to
+        import and make."""
+        if self._http is None:
+            import httpx  # noqa: PLC0415
+
+            if self.socket:  # plain HTTP: no TLS settings to load (certifi's take 25 ms)
+                self._http = httpx.AsyncClient(
+                    transport=httpx.AsyncHTTPTransport(uds=self.socket, verify=False),
+                    base_url="http://boxrun", timeout=TIMEOUT)
+            else:
+                self._http = httpx.AsyncClient(
+                    base_url=self.where, timeout=TIMEOUT,
+                    auth=("", self.token) if self.token else None)
+        return self._http
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """The JSON answer of one call; :class:`ApiError` or :class:`BoxUnavailable` if none."""
+        http = self.http
+        import httpx  # noqa: PLC0415 - imported by self.http
+
         try:
-            response = await self.http.request(method, path, **kwargs)
+            response = await http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
             raise BoxUnavailable(f"the BoxRun server at {self.where} did not answer "
                                  f"{method} {path} in time") from exc
@@ -88,7 +108,7 @@ class BoxRunClient:
     async def start_box(self, box_id: str) -> dict[str, Any]:
         return await self.call("POST", f"/v1/boxes/{box_id}:start", timeout=SLOW_TIMEOUT)
 
-    async def remove_box(self, box_id: str, timeout: httpx.Timeout = REMOVE_TIMEOUT) -> None:
+    async def remove_box(self, box_id: str, timeout: Timeout = REMOVE_TIMEOUT) -> None:
         """Remove a box, running or not (short ``timeout``: a kernel shutting down)."""
         await self.call("DELETE", f"/v1/boxes/{box_id}", params={"force": "true"},
                         timeout=timeout)
@@ -120,10 +140,13 @@ class BoxRunClient:
             return await connect("ws" + self.where.removeprefix("http") + path,
                                  additional_headers=headers, **options)
         except InvalidStatus as exc:  # the server answered with an error instead
+            import httpx  # noqa: PLC0415
+
             self._json(httpx.Response(exc.response.status_code, content=exc.response.body))
             raise BoxUnavailable(f"the BoxRun server refused the channel: {exc}") from exc
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise BoxUnavailable(f"cannot reach the BoxRun server at {self.where}: {exc}") from exc
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()

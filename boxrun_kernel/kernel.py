@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from ipykernel._version import kernel_protocol_version
 from ipykernel.kernelbase import Kernel
 from traitlets import Bool, Enum, Float, Integer, Unicode, default
 
@@ -114,8 +115,13 @@ class BoxRunKernel(Kernel):
 
     @property
     def kernel_info(self) -> dict[str, Any]:
-        # Neither the host's debugger nor subshells reach the box.
-        return {**super().kernel_info, "supported_features": []}
+        # Neither the host's debugger nor subshells reach the box: none is claimed (and
+        # ipykernel's own answer imports debugpy to ask, 80 ms of the kernel's start).
+        return {"protocol_version": kernel_protocol_version,
+                "implementation": self.implementation,
+                "implementation_version": self.implementation_version,
+                "language_info": self.language_info, "banner": self.banner,
+                "help_links": self.help_links, "supported_features": []}
 
     def start(self) -> None:
         super().start()

@@ -5,10 +5,11 @@ origin where it needs script; HTML that ipywidgets would put in the page is sani
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import bleach
-from bleach.css_sanitizer import CSSSanitizer
+if TYPE_CHECKING:
+    from bleach.sanitizer import Cleaner
 
 #: The MIME type whose value, ``{"data": {mime: value}}``, holds a box's active output.
 MIME_TYPE = "application/vnd.boxrun.box-output+json"
@@ -66,21 +67,29 @@ def confine_reply(content: dict[str, Any]) -> dict[str, Any]:
 
 #: Widget models whose ``value`` ipywidgets puts in the page as HTML, unsanitized.
 HTML_WIDGETS = frozenset({"HTMLModel", "HTMLMathModel"})
-#: What an HTML widget's value may hold: markup for text, tables and images, no script,
-#: event handlers, forms, frames or ``javascript:`` links.
-_CLEANER = bleach.sanitizer.Cleaner(
-    tags=bleach.sanitizer.ALLOWED_TAGS | {
-        "p", "div", "span", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "sub",
-        "sup", "small", "u", "s", "del", "ins", "mark", "kbd", "samp", "dl", "dt", "dd",
-        "table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "img", "figure",
-        "figcaption", "details", "summary"},
-    attributes={"*": ["class", "title", "style", "align"], "a": ["href", "target"],
-                "img": ["src", "alt", "width", "height"], "th": ["colspan", "rowspan"],
-                "td": ["colspan", "rowspan"]},
-    protocols={"http", "https", "mailto", "data"},
-    css_sanitizer=CSSSanitizer(),
-    strip=True,
-)
+
+
+@cache
+def cleaner() -> Cleaner:
+    """What an HTML widget's value may hold: markup for text, tables and images, no script,
+    event handlers, forms, frames or ``javascript:`` links. Made at first use: importing
+    bleach is 40 ms of a kernel's start, and most kernels never show an HTML widget."""
+    import bleach  # noqa: PLC0415
+    from bleach.css_sanitizer import CSSSanitizer  # noqa: PLC0415
+
+    return bleach.sanitizer.Cleaner(
+        tags=bleach.sanitizer.ALLOWED_TAGS | {
+            "p", "div", "span", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "sub",
+            "sup", "small", "u", "s", "del", "ins", "mark", "kbd", "samp", "dl", "dt", "dd",
+            "table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption", "img", "figure",
+            "figcaption", "details", "summary"},
+        attributes={"*": ["class", "title", "style", "align"], "a": ["href", "target"],
+                    "img": ["src", "alt", "width", "height"], "th": ["colspan", "rowspan"],
+                    "td": ["colspan", "rowspan"]},
+        protocols={"http", "https", "mailto", "data"},
+        css_sanitizer=CSSSanitizer(),
+        strip=True,
+    )
 
 
 def _html_model(name: Any) -> bool:
@@ -135,7 +144,7 @@ class WidgetGuard:
                                  or _html_model(state.get("_model_name"))):
             # Not text (a list, say): the page would join it into markup unsanitized.
             value = state["value"]
-            cleaned["value"] = _CLEANER.clean(value) if isinstance(value, str) else ""
+            cleaned["value"] = cleaner().clean(value) if isinstance(value, str) else ""
         if isinstance(state.get("outputs"), list):
             cleaned["outputs"] = [{**out, "data": confine(out["data"])}
                                   if isinstance(out, dict) and "data" in out else out
