@@ -192,7 +192,10 @@ class BoxRunKernel(Kernel):
                                          self._relay, self._ask_input, self.log,
                                          self.reconnect_seconds)
         self._opened = True
-        info = await session.request("shell", "kernel_info_request", {}) or {}
+        # the session's greeting says it (no round trip to the box on the kernel's start)
+        info = await session.info
+        if session.dead:
+            raise BoxUnavailable(session.dead)
         self.language_info = info.get("language_info") or self.language_info
         self.banner = (f"{info.get('banner', '')}\nRunning in BoxRun box {box['name']} "
                        f"({box['image']}).").strip()

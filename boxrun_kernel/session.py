@@ -34,6 +34,8 @@ PARENTS = 512
 IDLE_AFTER_REPLY = 5.0
 #: Error codes meaning the session cannot take messages any more.
 LOST = {"SESSION_DEAD", "SESSION_NOT_FOUND", "BOX_NOT_RUNNING", "BOX_NOT_FOUND"}
+#: The session events that carry the interpreter's ``kernel_info_reply`` content.
+GREETINGS = {"ready", "restarted", "reattached"}
 
 Relay = Callable[[str, dict[str, Any], dict[str, Any], list[bytes], dict[str, Any]], None]
 AskInput = Callable[[dict[str, Any], "Request"], Awaitable[str]]
@@ -72,6 +74,9 @@ class BoxSession:
         self._send_lock = asyncio.Lock()
         self._channel: ClientConnection | None = None
         self._connected = asyncio.Event()
+        #: The interpreter's kernel_info (``{}`` if the session died first), from the first
+        #: greeting the channel brings: stored, so it comes however late the channel opens.
+        self.info: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pump = asyncio.create_task(self._read_events())
 
     async def request(self, channel: str, msg_type: str, content: dict[str, Any],
@@ -174,6 +179,9 @@ class BoxSession:
         if event == "session":
             if msg_type == "dead":
                 self._die(describe_death(self.box, content))
+            elif msg_type in GREETINGS:
+                info = (data.get("metadata") or {}).get("kernel_info")
+                _resolve(self.info, info if isinstance(info, dict) else {})
             return
         req = self.parents.get(data.get("parent_msg_id") or "")
         if req is not None:
@@ -246,6 +254,7 @@ class BoxSession:
         if self.dead:
             return
         self.dead = reason
+        _resolve(self.info, {})
         for req in self.pending.values():
             if not req.reply.done():
                 req.reply.set_exception(BoxUnavailable(self.dead))
