@@ -180,6 +180,9 @@ class BoxSession:
             if msg_type == "dead":
                 self._die(describe_death(self.box, content))
             elif msg_type in GREETINGS:
+                # every kind of session says busy and idle around each request (the
+                # kernel's first request no longer follows a kernel_info that showed it)
+                self.sends_status = True
                 info = (data.get("metadata") or {}).get("kernel_info")
                 _resolve(self.info, info if isinstance(info, dict) else {})
             return
