@@ -23,7 +23,9 @@ widgets here".
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from typing import Any
 
 TARGETS = ("jupyter.widget", "jupyter.widget.control")
@@ -78,11 +80,75 @@ def quick_flush(stream_class: Any) -> None:
     stream_class.flush = quick
 
 
+#: Seconds between the IOPub thread's looks for subscriptions a send of the main thread
+#: took the wake-up of (see :func:`quick_iopub`).
+SUBSCRIPTION_SWEEP = 0.5
+
+
+def quick_iopub(thread_class: Any) -> None:
+    """Let ``thread_class`` (ipykernel's IOPubThread) send a message of the main thread
+    itself when the IOPub thread has nothing queued and is not using the socket, rather
+    than waking that thread for it (a few system calls and a hand-off between threads,
+    for each message). A lock keeps the socket to one thread at a time: the IOPub thread
+    holds it while it runs its queue and while it reads subscriptions. A message sent
+    while anything is queued joins the queue, so messages leave in the order sent.
+
+    A send may take the socket's wake-up meant for a new subscription (libzmq signals
+    its descriptor once for pending work), so the IOPub thread also reads subscriptions
+    every :data:`SUBSCRIPTION_SWEEP` seconds: at worst a new client's ``iopub_welcome``
+    comes that much later; what it subscribed to is in force at once either way."""
+    from tornado.ioloop import PeriodicCallback  # noqa: PLC0415 - with ipykernel
+
+    queued, handle, listen = (thread_class.send_multipart, thread_class._handle_event,
+                              thread_class._setup_xpub_listener)
+
+    def handle_locked(self: Any, *args: Any) -> None:
+        with self._boxrun_lock:
+            handle(self, *args)
+
+    def setup(self: Any) -> None:
+        self._boxrun_lock = lock = threading.Lock()
+        listen(self)
+        stream = getattr(self, "_xpub_stream", None)
+        if stream is None:
+            return
+        events = stream._handle_events
+
+        def events_locked(*args: Any) -> None:
+            with lock:
+                events(*args)
+
+        def sweep() -> None:
+            if stream.socket is not None:
+                events_locked(stream.socket, 0)
+
+        # the thread has not started: take the stream's handler over
+        stream._handle_events = events_locked
+        self.io_loop.remove_handler(self.socket)
+        self.io_loop.add_handler(self.socket, events_locked, self.io_loop.READ)
+        self.io_loop.add_callback(PeriodicCallback(sweep, SUBSCRIPTION_SWEEP * 1000).start)
+
+    def send_multipart(self: Any, *args: Any, **kwargs: Any) -> None:
+        if (threading.current_thread() is threading.main_thread() and not self._events
+                and self.thread.is_alive() and self._boxrun_lock.acquire(blocking=False)):
+            try:
+                if not self._events:
+                    self._really_send(*args, **kwargs)
+                    return
+            finally:
+                self._boxrun_lock.release()
+        queued(self, *args, **kwargs)
+
+    thread_class._setup_xpub_listener = setup
+    thread_class._handle_event = handle_locked
+    thread_class.send_multipart = send_multipart
+
+
 def quick_app() -> Any:
     """ipykernel's IPKernelApp, made quick: without a shell-channel thread (its kernel
     then says it has no subshells), with :func:`quick_flush`. The BoxRun kernel on the
     host starts with it too."""
-    from ipykernel.iostream import OutStream  # noqa: PLC0415 - where ipykernel is
+    from ipykernel.iostream import IOPubThread, OutStream  # noqa: PLC0415 - where ipykernel is
     from ipykernel.kernelapp import IPKernelApp  # noqa: PLC0415
 
     class QuickKernelApp(IPKernelApp):
@@ -91,6 +157,7 @@ def quick_app() -> Any:
             self.shell_channel_thread = None
 
     quick_flush(OutStream)
+    quick_iopub(IOPubThread)
     return QuickKernelApp
 
 
@@ -98,6 +165,8 @@ def start() -> None:
     """Start the box's kernel (command line: ipykernel's) from :func:`quick_app`, without
     its debugger: nothing debugs it through the relay, and loading debugpy costs 50 ms
     and a warning on stderr; code in the box can still import debugpy."""
+    if os.environ.get("LD_PRELOAD") == os.path.join(os.path.dirname(os.path.abspath(__file__)), "pidcache.so"):
+        del os.environ["LD_PRELOAD"]  # the agent's pid cache, loaded: not for children
     sys.modules["debugpy"] = None  # type: ignore[assignment]
     app = quick_app().instance()
     app.initialize()

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import deque
 
-from agent import HERE, death_reason, message
+from agent import HERE, death_reason, message, preloaded
 
 #: Bytes of reports kept while no client is attached (the oldest go first).
 KEEP_BYTES = 16 << 20
@@ -45,6 +45,8 @@ LINGER = 600.0
 CLOSE_GRACE = 1.0
 #: Bytes of stderr sent in one ``log`` report.
 LOG_CHUNK = 4096
+#: Bytes read from the interpreter's reports at a time (the lines in them go out together).
+READ_CHUNK = 1 << 16
 _PARENT = re.compile(rb'"parent_msg_id": "([^"\\]{1,200})"')
 
 
@@ -72,7 +74,7 @@ class Holder:
         self.child = subprocess.Popen(
             [sys.executable, "-u", os.path.join(HERE, "agent.py"), kind],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True)
+            start_new_session=True, env=preloaded(dict(os.environ)))
 
     # --- the interpreter's side ------------------------------------------------------
 
@@ -80,14 +82,16 @@ class Holder:
         """Reports of the interpreter to the client (or kept) until it ends."""
         assert self.child.stdout is not None
         dead = False
-        for line in self.child.stdout:
-            if not line.endswith(b"\n"):
-                break  # cut short: the interpreter died mid-line
-            dead = dead or line.startswith(b'{"type": "dead"')
-            self.deliver(line)
+        rest = b""  # a line cut short when the interpreter dies mid-line is dropped
+        while chunk := self.child.stdout.read1(READ_CHUNK):  # type: ignore[attr-defined]
+            *lines, rest = (rest + chunk).split(b"\n")
+            if lines:
+                lines = [line + b"\n" for line in lines]
+                dead = dead or any(line.startswith(b'{"type": "dead"') for line in lines)
+                self.deliver(lines)
         code = self.child.wait()
         if not dead:
-            self.deliver(_line({"type": "dead", "reason": death_reason(code)}))
+            self.deliver([_line({"type": "dead", "reason": death_reason(code)})])
         with self.lock:
             self.ended = True
             if self.client is not None:
@@ -101,16 +105,18 @@ class Holder:
                 if self.client is not None:
                     self._send(_line({"type": "log", "text": chunk.decode("utf-8", "replace")}))
 
-    def deliver(self, line: bytes) -> None:
-        """One report line to the client, or kept while there is none."""
+    def deliver(self, lines: list[bytes]) -> None:
+        """Report lines to the client (in one send), or kept while there is none."""
         with self.lock:
-            if line.startswith(b'{"type": "ready"'):
-                self.ready, self.ready_delivered = line, False
-            if self.client is not None and self._send(line):
-                self.ready_delivered = self.ready_delivered or line is self.ready
+            for line in lines:
+                if line.startswith(b'{"type": "ready"'):
+                    self.ready, self.ready_delivered = line, False
+            if self.client is not None and self._send(*lines):
+                self.ready_delivered = self.ready_delivered or any(
+                    line is self.ready for line in lines)
                 return
-            self.kept.append(line)
-            self.kept_bytes += len(line)
+            self.kept.extend(lines)
+            self.kept_bytes += sum(map(len, lines))
             while self.kept_bytes > KEEP_BYTES and len(self.kept) > 1:
                 old = self.kept.popleft()
                 self.kept_bytes -= len(old)
@@ -119,21 +125,21 @@ class Holder:
                     continue
                 self.dropped, self.dropped_count = [old], self.dropped_count + 1
 
-    def _send(self, line: bytes, numbered: bool = True) -> bool:
-        """Send to the client (lock held), kept under the next number if ``numbered``; on
-        failure the client is gone."""
+    def _send(self, *lines: bytes, numbered: bool = True) -> bool:
+        """Send lines to the client (lock held), kept under the next numbers if
+        ``numbered``; on failure the client is gone."""
         assert self.client is not None
         try:
-            self.client.sendall(line)
+            self.client.sendall(b"".join(lines))
         except OSError:
             self._drop_client()
             return False
-        if numbered:
+        for line in lines if numbered else ():
             self.sent.append((self.number, line))
             self.number += 1
             self.sent_bytes += len(line)
-            while self.sent_bytes > SENT_BYTES and len(self.sent) > 1:
-                self.sent_bytes -= len(self.sent.popleft()[1])
+        while numbered and self.sent_bytes > SENT_BYTES and len(self.sent) > 1:
+            self.sent_bytes -= len(self.sent.popleft()[1])
         return True
 
     def _drop_client(self) -> None:

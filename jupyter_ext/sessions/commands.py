@@ -8,6 +8,8 @@ with :meth:`SessionManager.attach <.manager.SessionManager.attach>`, which runs
 
 from __future__ import annotations
 
+from importlib import resources
+
 #: Where the agent's files go in a box.
 AGENT_DIR = "/root/.boxrun"
 #: Where agents' sockets go in a box (the sessions' folders, the kernels' ipc sockets):
@@ -15,7 +17,7 @@ AGENT_DIR = "/root/.boxrun"
 #: --host-uds=create), and runsc cannot checkpoint a box holding one. ``agent.py`` has
 #: its own copy (it is uploaded alone).
 SOCKET_DIR = "/dev/shm/.boxrun"
-#: The agent's files, uploaded into ``AGENT_DIR``.
+#: The agent's sources, uploaded into ``AGENT_DIR`` with the pid cache (:func:`agent_files`).
 AGENT_FILES = ("agent.py", "agent_python.py", "agent_kernel.py", "agent_listen.py")
 #: Exit status of the relay when nothing listens on its socket (the interpreter is gone).
 RELAY_REFUSED = 3
@@ -91,3 +93,14 @@ def relay_command(path: str) -> list[str]:
     """The exec that attaches to the agent listening on ``path``: requests on its stdin,
     reports on its stdout (a ``ready`` greeting first, once the interpreter was ready)."""
     return ["python3", "-I", "-S", "-c", RELAY, path]
+
+
+def agent_files() -> list[tuple[str, bytes]]:
+    """The agent's files as uploaded into ``AGENT_DIR`` (name, content): its sources and
+    ``pidcache.so`` (``pidcache.c``; built here first in a source checkout)."""
+    from ..backends.namespace.init import binary  # noqa: PLC0415 - the backends import sessions
+    from ..backends.namespace.init.build import PIDCACHE  # noqa: PLC0415
+
+    package = resources.files(__package__)
+    return [*((name, package.joinpath(name).read_bytes()) for name in AGENT_FILES),
+            (PIDCACHE.name, binary(PIDCACHE).read_bytes())]

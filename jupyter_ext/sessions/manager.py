@@ -8,7 +8,6 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from importlib import resources
 from typing import Any
 
 from ..core.boxlog import escape
@@ -20,10 +19,10 @@ from ..core.quota import OutputQuota
 from ..store.sessions import SessionStore
 from .commands import (
     AGENT_DIR,
-    AGENT_FILES,
     CLAIM_GONE,
     CLAIM_TAKEN,
     agent_command,
+    agent_files,
     claim_command,
     relay_command,
     socket_path,
@@ -254,9 +253,8 @@ class SessionManager:
 
     async def install_agent(self, box_ref: str) -> None:
         """Put the agent's files into a running box (at :data:`.commands.AGENT_DIR`)."""
-        for name in AGENT_FILES:
-            source = resources.files(__package__).joinpath(name).read_bytes()
-            await self.boxes.upload(box_ref, f"{AGENT_DIR}/{name}", _once(source))
+        for name, content in agent_files():
+            await self.boxes.upload(box_ref, f"{AGENT_DIR}/{name}", _once(content))
 
     def _start_run(self, box: Box, session: Session, link: Link,
                    quota: OutputQuota | None = None, seq: int = 0, attached: bool = False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,9 +11,8 @@ from jupyter_ext.sessions import commands
 
 def copy_agent(folder: Path) -> Path:
     """The agent's files copied into ``folder``, as into a box; the path of ``agent.py``."""
-    here = Path(commands.__file__).parent
-    for name in commands.AGENT_FILES:
-        shutil.copy(here / name, folder / name)
+    for name, content in commands.agent_files():
+        (folder / name).write_bytes(content)
     return folder / "agent.py"
 
 

@@ -9,7 +9,9 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,24 @@ import zmq
 from ipykernel.iostream import IOPubThread, OutStream
 from jupyter_client.session import Session
 
-from jupyter_ext.sessions.agent_kernel import quick_flush
+from jupyter_ext.sessions.agent_kernel import quick_flush, quick_iopub
 
 from .agents import copy_agent, execute, reports
+
+
+@contextmanager
+def running(thread: IOPubThread) -> Iterator[IOPubThread]:
+    """``thread`` started, and stopped after its loop's own tasks end (not at exit)."""
+    thread.start()
+    try:
+        yield thread
+    finally:
+        done = threading.Event()
+        thread.schedule(lambda: (*(t.cancel() for t in asyncio.all_tasks()),
+                                 thread.io_loop.add_callback(done.set)))
+        done.wait(5)
+        thread.stop()
+        thread.close()
 
 
 @pytest.fixture
@@ -31,15 +48,8 @@ def iopub() -> Iterator[tuple[IOPubThread, zmq.Socket[bytes]]]:
     pub.bind("inproc://iopub")
     sub.connect("inproc://iopub")
     sub.setsockopt(zmq.SUBSCRIBE, b"")
-    thread = IOPubThread(pub)
-    thread.start()
-    yield thread, sub
-    done = threading.Event()  # its loop's own tasks end before it stops, not at exit
-    thread.schedule(lambda: (*(t.cancel() for t in asyncio.all_tasks()),
-                             thread.io_loop.add_callback(done.set)))
-    done.wait(5)
-    thread.stop()
-    thread.close()
+    with running(IOPubThread(pub)) as thread:
+        yield thread, sub
     sub.close(linger=0)
     ctx.term()
 
@@ -160,3 +170,89 @@ def test_the_agent_says_when_its_kernel_dies_while_nothing_is_asked(
                 ".start()", "k")
     dead = reports(agent, '"type": "dead"')[-1]
     assert dead["reason"] == "killed (SIGKILL) — out of memory in the box?"
+
+
+def test_the_main_threads_messages_leave_without_waking_the_iopub_thread(
+        agent: subprocess.Popen[bytes]) -> None:
+    reports(agent, '"type": "ready"')
+    cell(agent, "import collections, threading\n"
+                "_iopub = get_ipython().kernel.iopub_thread\n"
+                "_sent, _send = collections.Counter(), type(_iopub)._really_send\n"
+                "def _count(self, *args, **kwargs):\n"
+                "    _sent[threading.current_thread().name] += 1\n"
+                "    return _send(self, *args, **kwargs)\n"
+                "type(_iopub)._really_send = _count", "patch")
+    for n in range(3):
+        cell(agent, f"{n}", f"c{n}")
+    said = cell(agent, "import sys; sys.__stderr__.write(''); dict(_sent)", "count")
+    sent = next(r for r in said if r["msg_type"] == "execute_result")
+    counts = eval(sent["content"]["data"]["text/plain"])  # a dict's repr, from our kernel
+    assert counts.get("IOPub", 0) == 0 and counts["MainThread"] >= 12  # busy, input, result, idle
+
+
+def test_output_of_threads_keeps_its_order_around_direct_sends(
+        agent: subprocess.Popen[bytes]) -> None:
+    reports(agent, '"type": "ready"')
+    said = cell(agent, "import sys, threading\n"  # whole lines: print writes in parts
+                       "t = threading.Thread(target=lambda: [sys.stdout.write(f't {i}\\n')"
+                       " for i in range(300)])\n"
+                       "t.start()\n"
+                       "for i in range(300): sys.stdout.write(f'm {i}\\n')\n"
+                       "t.join()\n"
+                       "display('shown')\n"
+                       "7", "threads")
+    lines = "".join(r["content"]["text"] for r in said if r["msg_type"] == "stream").splitlines()
+    assert sorted(lines) == sorted([f"t {i}" for i in range(300)] + [f"m {i}" for i in range(300)])
+    assert [line for line in lines if line[0] == "m"] == [f"m {i}" for i in range(300)]
+    kinds = [r["msg_type"] for r in said if r["msg_type"] != "stream"]
+    assert kinds.index("display_data") < kinds.index("execute_result")
+    last_stream = max(i for i, r in enumerate(said) if r["msg_type"] == "stream")
+    assert last_stream < next(i for i, r in enumerate(said) if r["msg_type"] == "display_data")
+
+
+def test_a_subscription_a_direct_send_took_the_wake_up_of_is_still_read() -> None:
+    ctx = zmq.Context()
+    pub, sub = ctx.socket(zmq.XPUB), ctx.socket(zmq.SUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    quick = type("QuickIOPubThread", (IOPubThread,), {})
+    quick_iopub(quick)
+    session = Session()
+    got: list[str] = []
+    with running(quick(pub, session=session)) as thread:
+        # the IOPub thread is held up, unlocked, while the client subscribes and the main
+        # thread sends: those sends read the socket's pending work, and with it the wake-up
+        thread.io_loop.add_callback(time.sleep, 0.5)
+        time.sleep(0.05)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(f"tcp://127.0.0.1:{port}")
+        for _ in range(40):
+            session.send(thread.background_socket, "status", {"execution_state": "busy"})
+            time.sleep(0.01)
+        deadline = time.monotonic() + 3
+        while "iopub_welcome" not in got and sub.poll(max(0, deadline - time.monotonic()) * 1000):
+            _, frames = session.feed_identities(sub.recv_multipart())
+            got.append(session.deserialize(frames)["msg_type"])
+    sub.close(linger=0)
+    ctx.term()
+    assert "iopub_welcome" in got
+
+
+def test_the_kernel_caches_its_pid_and_hides_the_preload(
+        agent: subprocess.Popen[bytes]) -> None:
+    reports(agent, '"type": "ready"')
+    said = cell(agent, "import os, subprocess, sys\n"
+                       "r, w = os.pipe()\n"
+                       "child = os.fork()\n"
+                       "if child == 0:\n"
+                       "    os.write(w, f'{os.getpid()} {os.readlink(\"/proc/self\")}'.encode())\n"
+                       "    os._exit(0)\n"
+                       "os.waitpid(child, 0)\n"
+                       "forked = os.read(r, 100).decode().split()\n"
+                       "env = subprocess.run(['env'], capture_output=True, text=True).stdout\n"
+                       "({'maps': 'pidcache.so' in open('/proc/self/maps').read(),\n"
+                       "  'environ': 'LD_PRELOAD' in os.environ, 'children': 'LD_PRELOAD' in env,\n"
+                       "  'forked': forked == [str(child)] * 2,\n"
+                       "  'self': os.getpid() == int(os.readlink('/proc/self'))})", "pid")
+    result = next(r for r in said if r["msg_type"] == "execute_result")
+    assert eval(result["content"]["data"]["text/plain"]) == {
+        "maps": True, "environ": False, "children": False, "forked": True, "self": True}

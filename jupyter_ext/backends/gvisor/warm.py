@@ -36,14 +36,13 @@ import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from importlib import resources
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from ...core.errors import BoxRunError
 from ...core.hostcmd import run_checked, tool
 from ...images.oci import read_layout
-from ...sessions.commands import AGENT_DIR, AGENT_FILES, SOCKET_DIR, agent_command
+from ...sessions.commands import AGENT_DIR, SOCKET_DIR, agent_command, agent_files
 from ..diskimage import IMAGE, MOUNTPOINT, has_disk, make_disk
 from ..execfiles import EXEC_DEFAULT_ENV, collect
 from .checkpoint import Checkpoint, checkpoint, restore
@@ -163,16 +162,11 @@ PREPARE_ONCE = (f"import os as _boxrun_os\n"
                 + "del _boxrun_os\n")
 
 
-def _agent_sources() -> list[tuple[str, bytes]]:
-    package = resources.files("jupyter_ext.sessions")
-    return [(name, package.joinpath(name).read_bytes()) for name in AGENT_FILES]
-
-
 def _making_hash() -> str:
     """A digest of how a template is made: the agent's files, where it starts, its
     preparation."""
     digest = hashlib.sha256()
-    for name, source in [*_agent_sources(), ("cwd", TEMPLATE_CWD.encode()),
+    for name, source in [*agent_files(), ("cwd", TEMPLATE_CWD.encode()),
                          ("prepare", PREPARE.encode())]:
         digest.update(name.encode() + b"\0" + source + b"\0")
     return digest.hexdigest()
@@ -338,7 +332,7 @@ class WarmTemplates:
         handle = await self.backend.create(box, spare=False)
         try:
             await self.backend.start(handle, box)
-            for name, source in _agent_sources():
+            for name, source in agent_files():
                 await self.backend.upload(handle, f"{AGENT_DIR}/{name}", _once(source))
             sock = f"{TEMPLATE_SESSION}/agent.sock"
             starter = await self.backend.exec(handle, agent_command(KIND, sock),
