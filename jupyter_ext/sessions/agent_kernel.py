@@ -91,25 +91,33 @@ def quick_iopub(thread_class: Any) -> None:
     than waking that thread for it (a few system calls and a hand-off between threads,
     for each message). A lock keeps the socket to one thread at a time: the IOPub thread
     holds it while it runs its queue and while it reads subscriptions. A message sent
-    while anything is queued joins the queue, so messages leave in the order sent.
+    while anything is queued joins the queue, so messages leave in the order sent. An
+    IOPubThread without the queue this relies on (another ipykernel) is left as it is.
 
     A send may take the socket's wake-up meant for a new subscription (libzmq signals
     its descriptor once for pending work), so the IOPub thread also reads subscriptions
     every :data:`SUBSCRIPTION_SWEEP` seconds: at worst a new client's ``iopub_welcome``
     comes that much later; what it subscribed to is in force at once either way."""
+    if not all(hasattr(thread_class, name) for name in ("_handle_event", "_really_send")):
+        return
     from tornado.ioloop import PeriodicCallback  # noqa: PLC0415 - with ipykernel
 
-    queued, handle, listen = (thread_class.send_multipart, thread_class._handle_event,
-                              thread_class._setup_xpub_listener)
+    init, queued, handle = (thread_class.__init__, thread_class.send_multipart,
+                            thread_class._handle_event)
+    listen = getattr(thread_class, "_setup_xpub_listener", None)  # ipykernel 7: XPUB
+
+    def init_locked(self: Any, *args: Any, **kwargs: Any) -> None:
+        self._boxrun_lock = threading.Lock()
+        init(self, *args, **kwargs)
+        self._boxrun_direct = hasattr(self, "_events")
 
     def handle_locked(self: Any, *args: Any) -> None:
         with self._boxrun_lock:
             handle(self, *args)
 
     def setup(self: Any) -> None:
-        self._boxrun_lock = lock = threading.Lock()
         listen(self)
-        stream = getattr(self, "_xpub_stream", None)
+        stream, lock = getattr(self, "_xpub_stream", None), self._boxrun_lock
         if stream is None:
             return
         events = stream._handle_events
@@ -129,8 +137,9 @@ def quick_iopub(thread_class: Any) -> None:
         self.io_loop.add_callback(PeriodicCallback(sweep, SUBSCRIPTION_SWEEP * 1000).start)
 
     def send_multipart(self: Any, *args: Any, **kwargs: Any) -> None:
-        if (threading.current_thread() is threading.main_thread() and not self._events
-                and self.thread.is_alive() and self._boxrun_lock.acquire(blocking=False)):
+        if (self._boxrun_direct and threading.current_thread() is threading.main_thread()
+                and not self._events and self.thread.is_alive()
+                and self._boxrun_lock.acquire(blocking=False)):
             try:
                 if not self._events:
                     self._really_send(*args, **kwargs)
@@ -139,9 +148,11 @@ def quick_iopub(thread_class: Any) -> None:
                 self._boxrun_lock.release()
         queued(self, *args, **kwargs)
 
-    thread_class._setup_xpub_listener = setup
+    thread_class.__init__ = init_locked
     thread_class._handle_event = handle_locked
     thread_class.send_multipart = send_multipart
+    if listen is not None:
+        thread_class._setup_xpub_listener = setup
 
 
 def quick_app() -> Any:

@@ -182,12 +182,14 @@ def test_the_main_threads_messages_leave_without_waking_the_iopub_thread(
                 "    _sent[threading.current_thread().name] += 1\n"
                 "    return _send(self, *args, **kwargs)\n"
                 "type(_iopub)._really_send = _count", "patch")
-    for n in range(3):
+    for n in range(10):
         cell(agent, f"{n}", f"c{n}")
-    said = cell(agent, "import sys; sys.__stderr__.write(''); dict(_sent)", "count")
+    said = cell(agent, "dict(_sent)", "count")
     sent = next(r for r in said if r["msg_type"] == "execute_result")
     counts = eval(sent["content"]["data"]["text/plain"])  # a dict's repr, from our kernel
-    assert counts.get("IOPub", 0) == 0 and counts["MainThread"] >= 12  # busy, input, result, idle
+    # busy, input, result and idle of each cell; a few wait in the queue when the IOPub
+    # thread holds the socket (it looks for subscriptions every 0.5 s)
+    assert counts["MainThread"] >= 40 and counts.get("IOPub", 0) <= 4, counts
 
 
 def test_output_of_threads_keeps_its_order_around_direct_sends(
@@ -256,3 +258,12 @@ def test_the_kernel_caches_its_pid_and_hides_the_preload(
     result = next(r for r in said if r["msg_type"] == "execute_result")
     assert eval(result["content"]["data"]["text/plain"]) == {
         "maps": True, "environ": False, "children": False, "forked": True, "self": True}
+
+
+def test_an_iopub_thread_of_another_kind_is_left_as_it_is() -> None:
+    def send_multipart(self: Any, *args: Any) -> None:
+        raise AssertionError("not called")
+
+    other = type("OtherIOPubThread", (), {"send_multipart": send_multipart})
+    quick_iopub(other)
+    assert other.send_multipart is send_multipart and "__init__" not in vars(other)
