@@ -25,3 +25,12 @@ def test_kernel_info_claims_no_debugger_and_imports_none() -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout
     assert out.split() == ["[]", "True", "False"]
+
+
+def test_the_apps_address_needs_no_search_of_the_hosts_interfaces() -> None:
+    script = ("import sys; from boxrun_kernel.app import BoxRunKernelApp;"
+              "app = BoxRunKernelApp(transport='tcp');"
+              "print(app._ip_default(), 'psutil' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["127.0.0.1", "False"]
