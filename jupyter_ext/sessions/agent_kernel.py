@@ -23,7 +23,6 @@ widgets here".
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from typing import Any
@@ -100,8 +99,6 @@ def quick_iopub(thread_class: Any) -> None:
     comes that much later; what it subscribed to is in force at once either way."""
     if not all(hasattr(thread_class, name) for name in ("_handle_event", "_really_send")):
         return
-    from tornado.ioloop import PeriodicCallback  # noqa: PLC0415 - with ipykernel
-
     init, queued, handle = (thread_class.__init__, thread_class.send_multipart,
                             thread_class._handle_event)
     listen = getattr(thread_class, "_setup_xpub_listener", None)  # ipykernel 7: XPUB
@@ -126,15 +123,16 @@ def quick_iopub(thread_class: Any) -> None:
             with lock:
                 events(*args)
 
-        def sweep() -> None:
-            if stream.socket is not None:
+        def sweep() -> None:  # a plain callback: no coroutine, no task, while it runs
+            if not stream.closed():
                 events_locked(stream.socket, 0)
+                self.io_loop.call_later(SUBSCRIPTION_SWEEP, sweep)
 
         # the thread has not started: take the stream's handler over
         stream._handle_events = events_locked
         self.io_loop.remove_handler(self.socket)
         self.io_loop.add_handler(self.socket, events_locked, self.io_loop.READ)
-        self.io_loop.add_callback(PeriodicCallback(sweep, SUBSCRIPTION_SWEEP * 1000).start)
+        self.io_loop.call_later(SUBSCRIPTION_SWEEP, sweep)
 
     def send_multipart(self: Any, *args: Any, **kwargs: Any) -> None:
         if (self._boxrun_direct and threading.current_thread() is threading.main_thread()
@@ -176,8 +174,6 @@ def start() -> None:
     """Start the box's kernel (command line: ipykernel's) from :func:`quick_app`, without
     its debugger: nothing debugs it through the relay, and loading debugpy costs 50 ms
     and a warning on stderr; code in the box can still import debugpy."""
-    if os.environ.get("LD_PRELOAD") == os.path.join(os.path.dirname(os.path.abspath(__file__)), "pidcache.so"):
-        del os.environ["LD_PRELOAD"]  # the agent's pid cache, loaded: not for children
     sys.modules["debugpy"] = None  # type: ignore[assignment]
     app = quick_app().instance()
     app.initialize()

@@ -17,7 +17,7 @@ AGENT_DIR = "/root/.boxrun"
 #: --host-uds=create), and runsc cannot checkpoint a box holding one. ``agent.py`` has
 #: its own copy (it is uploaded alone).
 SOCKET_DIR = "/dev/shm/.boxrun"
-#: The agent's sources, uploaded into ``AGENT_DIR`` with the pid cache (:func:`agent_files`).
+#: The agent's files, uploaded into ``AGENT_DIR`` (:func:`agent_files`).
 AGENT_FILES = ("agent.py", "agent_python.py", "agent_kernel.py", "agent_listen.py")
 #: Exit status of the relay when nothing listens on its socket (the interpreter is gone).
 RELAY_REFUSED = 3
@@ -96,11 +96,6 @@ def relay_command(path: str) -> list[str]:
 
 
 def agent_files() -> list[tuple[str, bytes]]:
-    """The agent's files as uploaded into ``AGENT_DIR`` (name, content): its sources and
-    ``pidcache.so`` (``pidcache.c``; built here first in a source checkout)."""
-    from ..backends.namespace.init import binary  # noqa: PLC0415 - the backends import sessions
-    from ..backends.namespace.init.build import PIDCACHE  # noqa: PLC0415
-
+    """The agent's files as uploaded into ``AGENT_DIR``: (name, content)."""
     package = resources.files(__package__)
-    return [*((name, package.joinpath(name).read_bytes()) for name in AGENT_FILES),
-            (PIDCACHE.name, binary(PIDCACHE).read_bytes())]
+    return [(name, package.joinpath(name).read_bytes()) for name in AGENT_FILES]

@@ -35,19 +35,24 @@ def host_mounts() -> str:
     return Path("/proc/self/mountinfo").read_text()
 
 
-#: Appends to /opt/kept/w every 2 ms, logging each try to /root/log.
+#: Appends to /opt/kept/w every 10 ms, logging each try to /root/log. Its file is open
+#: for one write call at a time: a file open at the checkpoint at a path that a volume
+#: covers in the fork is not there to reopen, and the restore fails (no such file).
 WRITER = """\
 import os, time
 os.makedirs("/opt/kept", exist_ok=True)
 log = open("/root/log", "a", buffering=1)
 while True:
     try:
-        with open("/opt/kept/w", "a") as f:
-            f.write("x")
+        fd = os.open("/opt/kept/w", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, b"x")
+        finally:
+            os.close(fd)
         log.write("wrote\\n")
     except OSError:
         log.write("failed\\n")
-    time.sleep(0.002)
+    time.sleep(0.01)
 """
 
 
@@ -56,7 +61,7 @@ async def test_a_resumed_box_never_writes_a_read_only_volume(boot, spec, run, ba
     kept = tmp_path / "kept"
     kept.mkdir()
     source = await boot(spec("python"))
-    # writes where the volume will be every 2 ms, from before the checkpoint on
+    # writes where the volume will be every 10 ms, from before the checkpoint on
     background = 'python3 -c "$0" </dev/null >/dev/null 2>&1 &'
     assert (await run(source, "sh", "-c", background, WRITER))[0] == 0
     await asyncio.sleep(0.5)
@@ -66,7 +71,7 @@ async def test_a_resumed_box_never_writes_a_read_only_volume(boot, spec, run, ba
         Volume(str(kept), "/opt/kept", readonly=True)]), saved)
     await asyncio.sleep(2)
     lines = (await run(fork, "sh", "-c", "tail -n 400 /root/log"))[1].split()
-    assert lines.count(b"failed") > 100 and lines[-1] == b"failed"  # it ran on, refused
+    assert lines.count(b"failed") > 50 and lines[-1] == b"failed"  # it ran on, refused
     assert list(kept.iterdir()) == []
 
 

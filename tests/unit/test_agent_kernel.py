@@ -239,27 +239,6 @@ def test_a_subscription_a_direct_send_took_the_wake_up_of_is_still_read() -> Non
     assert "iopub_welcome" in got
 
 
-def test_the_kernel_caches_its_pid_and_hides_the_preload(
-        agent: subprocess.Popen[bytes]) -> None:
-    reports(agent, '"type": "ready"')
-    said = cell(agent, "import os, subprocess, sys\n"
-                       "r, w = os.pipe()\n"
-                       "child = os.fork()\n"
-                       "if child == 0:\n"
-                       "    os.write(w, f'{os.getpid()} {os.readlink(\"/proc/self\")}'.encode())\n"
-                       "    os._exit(0)\n"
-                       "os.waitpid(child, 0)\n"
-                       "forked = os.read(r, 100).decode().split()\n"
-                       "env = subprocess.run(['env'], capture_output=True, text=True).stdout\n"
-                       "({'maps': 'pidcache.so' in open('/proc/self/maps').read(),\n"
-                       "  'environ': 'LD_PRELOAD' in os.environ, 'children': 'LD_PRELOAD' in env,\n"
-                       "  'forked': forked == [str(child)] * 2,\n"
-                       "  'self': os.getpid() == int(os.readlink('/proc/self'))})", "pid")
-    result = next(r for r in said if r["msg_type"] == "execute_result")
-    assert eval(result["content"]["data"]["text/plain"]) == {
-        "maps": True, "environ": False, "children": False, "forked": True, "self": True}
-
-
 def test_an_iopub_thread_of_another_kind_is_left_as_it_is() -> None:
     def send_multipart(self: Any, *args: Any) -> None:
         raise AssertionError("not called")
