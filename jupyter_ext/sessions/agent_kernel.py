@@ -10,7 +10,9 @@ of them threads of the kernel waking each other (docs/sessions.md, "Cell round t
   main thread, as ipykernel 6 did;
 - ``sys.stdout.flush()`` with nothing written since the last flush returns at once;
   ipykernel flushes stdout or stderr about seven times a cell, each a round trip to
-  its IOPub thread.
+  its IOPub thread;
+- the main thread sends its IOPub messages itself while the IOPub thread is idle
+  (:func:`quick_iopub`).
 
 JupyterLab's widget manager opens its ``jupyter.widget.control`` comm as soon as it
 connects, before any cell has imported ipywidgets. Unanswered, the kernel logs
@@ -123,7 +125,7 @@ def quick_iopub(thread_class: Any) -> None:
             with lock:
                 events(*args)
 
-        def sweep() -> None:  # a plain callback: no coroutine, no task, while it runs
+        def sweep() -> None:  # tornado's PeriodicCallback runs a coroutine: not here
             if not stream.closed():
                 events_locked(stream.socket, 0)
                 self.io_loop.call_later(SUBSCRIPTION_SWEEP, sweep)
@@ -155,8 +157,8 @@ def quick_iopub(thread_class: Any) -> None:
 
 def quick_app() -> Any:
     """ipykernel's IPKernelApp, made quick: without a shell-channel thread (its kernel
-    then says it has no subshells), with :func:`quick_flush`. The BoxRun kernel on the
-    host starts with it too."""
+    then says it has no subshells), with :func:`quick_flush` and :func:`quick_iopub`. The
+    BoxRun kernel on the host starts with it too."""
     from ipykernel.iostream import IOPubThread, OutStream  # noqa: PLC0415 - where ipykernel is
     from ipykernel.kernelapp import IPKernelApp  # noqa: PLC0415
 
