@@ -134,12 +134,13 @@ class Holder:
         except OSError:
             self._drop_client()
             return False
-        for line in lines if numbered else ():
-            self.sent.append((self.number, line))
-            self.number += 1
-            self.sent_bytes += len(line)
-        while numbered and self.sent_bytes > SENT_BYTES and len(self.sent) > 1:
-            self.sent_bytes -= len(self.sent.popleft()[1])
+        if numbered:
+            for line in lines:
+                self.sent.append((self.number, line))
+                self.number += 1
+                self.sent_bytes += len(line)
+            while self.sent_bytes > SENT_BYTES and len(self.sent) > 1:
+                self.sent_bytes -= len(self.sent.popleft()[1])
         return True
 
     def _drop_client(self) -> None:
