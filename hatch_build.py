@@ -1,4 +1,5 @@
-"""Build hook: compile the boxes' first processes (``boxrun-init``, ``boxrun-gvinit``) into the wheel."""
+"""Build hook: compile what runs in boxes from C (``boxrun-init``, ``boxrun-gvinit``, the
+sessions' ``pidcache.so``) into the wheel."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ BUILD = Path(__file__).parent / "jupyter_ext/backends/namespace/init/build.py"
 
 
 class CustomBuildHook(BuildHookInterface):
-    """Builds the static init binaries; the wheel is then platform-specific."""
+    """Builds the binaries of ``build.TARGETS``; the wheel is then platform-specific."""
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         spec = importlib.util.spec_from_file_location("boxrun_init_build", BUILD)

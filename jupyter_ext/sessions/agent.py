@@ -41,6 +41,22 @@ LAUNCH = "import runpy, sys; runpy.run_path(sys.argv.pop(), run_name='agent_kern
 KERNEL_OPTIONS = ("--HistoryManager.hist_file=:memory:", "--Kernel._execute_sleep=0")
 #: Milliseconds between looks at the kernel's process (and at every socket) while busy.
 POLL_MS = 200
+#: The pid cache (``pidcache.c``), preloaded into the agent and its kernel; each drops it
+#: from its environment at start (:func:`drop_preload`), so nothing they run inherits it.
+PIDCACHE = os.path.join(HERE, "pidcache.so")
+
+
+def preloaded(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the pid cache preloaded, unless something else is (or it is missing)."""
+    if "LD_PRELOAD" in env or not os.path.exists(PIDCACHE):
+        return env
+    return {**env, "LD_PRELOAD": PIDCACHE}
+
+
+def drop_preload() -> None:
+    """Take the pid cache (loaded already) out of this process's environment."""
+    if os.environ.get("LD_PRELOAD") == PIDCACHE:
+        del os.environ["LD_PRELOAD"]
 
 
 def death_reason(code: int) -> str:
@@ -117,7 +133,7 @@ class KernelRelay:
                     signature_scheme="hmac-sha256", kernel_name="python3")
         with open(self.base + ".json", "w") as f:
             json.dump(conn, f)
-        env = {**os.environ, "JPY_PARENT_PID": str(os.getpid())}
+        env = preloaded({**os.environ, "JPY_PARENT_PID": str(os.getpid())})
         self.proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, "-f", self.base + ".json", *KERNEL_OPTIONS,
              os.path.join(HERE, "agent_kernel.py")],
@@ -264,6 +280,7 @@ def main() -> None:
     """Run the agent of the kind named on the command line (``KIND --listen PATH``: detached,
     on a Unix socket, see ``agent_listen.py``)."""
     sys.path.insert(0, HERE)
+    drop_preload()
     if len(sys.argv) == 4 and sys.argv[2] == "--listen":
         from agent_listen import listen  # noqa: PLC0415 - uploaded next to this file
 

@@ -25,6 +25,7 @@ widgets here".
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from typing import Any
@@ -96,19 +97,27 @@ def quick_iopub(thread_class: Any) -> None:
     IOPubThread without the queue this relies on (another ipykernel) is left as it is.
 
     A send may take the socket's wake-up meant for a new subscription (libzmq signals
-    its descriptor once for pending work), so the IOPub thread also reads subscriptions
-    every :data:`SUBSCRIPTION_SWEEP` seconds: at worst a new client's ``iopub_welcome``
-    comes that much later; what it subscribed to is in force at once either way."""
+    its descriptor once for pending work), so the main thread sends nothing itself until
+    the thread has read a first subscription (the client that started the kernel gets
+    its ``iopub_welcome`` at once), and the thread also reads subscriptions every
+    :data:`SUBSCRIPTION_SWEEP` seconds: at worst a later client's ``iopub_welcome`` comes
+    that much later; what it subscribed to is in force at once either way."""
     if not all(hasattr(thread_class, name) for name in ("_handle_event", "_really_send")):
         return
     init, queued, handle = (thread_class.__init__, thread_class.send_multipart,
                             thread_class._handle_event)
     listen = getattr(thread_class, "_setup_xpub_listener", None)  # ipykernel 7: XPUB
+    subscription = getattr(thread_class, "_handle_subscription", None)
 
     def init_locked(self: Any, *args: Any, **kwargs: Any) -> None:
         self._boxrun_lock = threading.Lock()
+        self._boxrun_subscribed = listen is None or subscription is None
         init(self, *args, **kwargs)
         self._boxrun_direct = hasattr(self, "_events")
+
+    def subscribed(self: Any, *args: Any) -> None:
+        subscription(self, *args)
+        self._boxrun_subscribed = True
 
     def handle_locked(self: Any, *args: Any) -> None:
         with self._boxrun_lock:
@@ -117,7 +126,8 @@ def quick_iopub(thread_class: Any) -> None:
     def setup(self: Any) -> None:
         listen(self)
         stream, lock = getattr(self, "_xpub_stream", None), self._boxrun_lock
-        if stream is None:
+        if stream is None:  # not XPUB: no subscriptions to read
+            self._boxrun_subscribed = True
             return
         events = stream._handle_events
 
@@ -137,7 +147,8 @@ def quick_iopub(thread_class: Any) -> None:
         self.io_loop.call_later(SUBSCRIPTION_SWEEP, sweep)
 
     def send_multipart(self: Any, *args: Any, **kwargs: Any) -> None:
-        if (self._boxrun_direct and threading.current_thread() is threading.main_thread()
+        if (self._boxrun_direct and self._boxrun_subscribed
+                and threading.current_thread() is threading.main_thread()
                 and not self._events and self.thread.is_alive()
                 and self._boxrun_lock.acquire(blocking=False)):
             try:
@@ -151,8 +162,9 @@ def quick_iopub(thread_class: Any) -> None:
     thread_class.__init__ = init_locked
     thread_class._handle_event = handle_locked
     thread_class.send_multipart = send_multipart
-    if listen is not None:
+    if listen is not None and subscription is not None:
         thread_class._setup_xpub_listener = setup
+        thread_class._handle_subscription = subscribed
 
 
 def quick_app() -> Any:
@@ -176,6 +188,9 @@ def start() -> None:
     """Start the box's kernel (command line: ipykernel's) from :func:`quick_app`, without
     its debugger: nothing debugs it through the relay, and loading debugpy costs 50 ms
     and a warning on stderr; code in the box can still import debugpy."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.environ.get("LD_PRELOAD") == os.path.join(here, "pidcache.so"):
+        del os.environ["LD_PRELOAD"]  # the agent's pid cache, loaded: not for what runs here
     sys.modules["debugpy"] = None  # type: ignore[assignment]
     app = quick_app().instance()
     app.initialize()

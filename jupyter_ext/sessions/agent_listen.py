@@ -31,7 +31,7 @@ import threading
 import time
 from collections import deque
 
-from agent import HERE, death_reason, message
+from agent import HERE, death_reason, message, preloaded
 
 #: Bytes of reports kept while no client is attached (the oldest go first).
 KEEP_BYTES = 16 << 20
@@ -74,7 +74,7 @@ class Holder:
         self.child = subprocess.Popen(
             [sys.executable, "-u", os.path.join(HERE, "agent.py"), kind],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True)
+            start_new_session=True, env=preloaded(dict(os.environ)))
 
     # --- the interpreter's side ------------------------------------------------------
 

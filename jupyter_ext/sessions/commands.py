@@ -8,17 +8,13 @@ with :meth:`SessionManager.attach <.manager.SessionManager.attach>`, which runs
 
 from __future__ import annotations
 
-from importlib import resources
+from .install import agent_dir
 
-#: Where the agent's files go in a box.
-AGENT_DIR = "/root/.boxrun"
 #: Where agents' sockets go in a box (the sessions' folders, the kernels' ipc sockets):
 #: a tmpfs in every box. A socket bound on a gVisor box's disk is the host's (runsc
 #: --host-uds=create), and runsc cannot checkpoint a box holding one. ``agent.py`` has
 #: its own copy (it is uploaded alone).
 SOCKET_DIR = "/dev/shm/.boxrun"
-#: The agent's files, uploaded into ``AGENT_DIR`` (:func:`agent_files`).
-AGENT_FILES = ("agent.py", "agent_python.py", "agent_kernel.py", "agent_listen.py")
 #: Exit status of the relay when nothing listens on its socket (the interpreter is gone).
 RELAY_REFUSED = 3
 #: The relay (``python3 -I -S -c RELAY PATH``): stdin to the socket, the socket to stdout;
@@ -79,8 +75,8 @@ def agent_command(kind: str, path: str) -> list[str]:
     """The exec that starts an interpreter of ``kind`` (``ipykernel`` or ``python``) listening
     on ``path`` in the box; it prints ``{"type": "listening", "pid"}`` and exits 0 once the
     socket takes clients (the interpreter runs on, detached). The agent's files must be in
-    the box (:meth:`SessionManager.install_agent <.manager.SessionManager.install_agent>`)."""
-    return ["python3", "-u", f"{AGENT_DIR}/agent.py", kind, "--listen", path]
+    the box (:func:`.install.install_agent`)."""
+    return ["python3", "-u", f"{agent_dir()}/agent.py", kind, "--listen", path]
 
 
 def claim_command(source: str, path: str) -> list[str]:
@@ -94,8 +90,3 @@ def relay_command(path: str) -> list[str]:
     reports on its stdout (a ``ready`` greeting first, once the interpreter was ready)."""
     return ["python3", "-I", "-S", "-c", RELAY, path]
 
-
-def agent_files() -> list[tuple[str, bytes]]:
-    """The agent's files as uploaded into ``AGENT_DIR``: (name, content)."""
-    package = resources.files(__package__)
-    return [(name, package.joinpath(name).read_bytes()) for name in AGENT_FILES]

@@ -18,15 +18,14 @@ from ..core.models import Box, Snapshot, new_id
 from ..core.quota import OutputQuota
 from ..store.sessions import SessionStore
 from .commands import (
-    AGENT_DIR,
     CLAIM_GONE,
     CLAIM_TAKEN,
     agent_command,
-    agent_files,
     claim_command,
     relay_command,
     socket_path,
 )
+from .install import install_agent
 from .link import DEFAULT_MAX_MESSAGE, Link, ListeningLink
 from .models import Session, SessionEvent
 from .relay import SessionRun, finish
@@ -251,11 +250,6 @@ class SessionManager:
                              "only: no interpreter went on in it; start a new session")
         return snap
 
-    async def install_agent(self, box_ref: str) -> None:
-        """Put the agent's files into a running box (at :data:`.commands.AGENT_DIR`)."""
-        for name, content in agent_files():
-            await self.boxes.upload(box_ref, f"{AGENT_DIR}/{name}", _once(content))
-
     def _start_run(self, box: Box, session: Session, link: Link,
                    quota: OutputQuota | None = None, seq: int = 0, attached: bool = False
                    ) -> SessionRun:
@@ -279,7 +273,7 @@ class SessionManager:
     async def _link(self, box: Box, session: Session, env: dict[str, str]) -> Link:
         if session.kind == "shell":
             return await ShellLink.start(self.boxes, box.id, session, env)
-        await self.install_agent(box.id)
+        await install_agent(self.boxes.backend, box.boxlite_id or "")
         path = socket_path(session.id)
         await self._start_agent(box, session, env, path)
         return self._listening(box, path, session.id)
@@ -390,10 +384,6 @@ class SessionManager:
         async with aclosing(stream):
             async for event in stream:
                 yield event
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 async def _head(chunks: AsyncIterator[bytes]) -> bytes:

@@ -10,6 +10,8 @@ import time
 import httpx
 import pytest
 
+from jupyter_ext.sessions.install import agent_dir
+
 from ..servers import ServerProcess
 from .test_http import error
 from .test_metrics_limits import run
@@ -243,3 +245,17 @@ def test_live_python_session_goes_on_across_a_snapshot(http: httpx.Client) -> No
     assert [e["content"]["data"]["text/plain"] for e in events
             if e["msg_type"] == "execute_result"] == ["42"], events[-3:]
     http.delete(f"/v1/boxes/{box['id']}", params={"force": "true"})
+
+
+def test_a_new_session_leaves_a_snapshotted_kernel_running(http: httpx.Client) -> None:
+    """A session started in a box after a snapshot leaves the agent's files as they are:
+    the live kernel maps one of them (its pid cache), and rewriting it killed the kernel
+    of a gVisor box restored in place."""
+    box = make_box(http, image="python", memory_mb=512)
+    kernel, _ = start(http, box, "ipykernel")
+    assert outputs(kernel.execute("x = 41; print('set')")) == "set\n"
+    snap(http, box, "live")
+    later, _ = start(http, box, "python")
+    assert outputs(later.execute("import glob; print(glob.glob('/root/.boxrun/*'))")) == \
+        f"['{agent_dir()}']\n"
+    assert outputs(kernel.execute("print(x + 1)")) == "42\n"

@@ -6,12 +6,12 @@ import json
 import subprocess
 from pathlib import Path
 
-from jupyter_ext.sessions import commands
+from jupyter_ext.sessions.install import agent_files
 
 
 def copy_agent(folder: Path) -> Path:
     """The agent's files copied into ``folder``, as into a box; the path of ``agent.py``."""
-    for name, content in commands.agent_files():
+    for name, content in agent_files():
         (folder / name).write_bytes(content)
     return folder / "agent.py"
 

@@ -20,6 +20,7 @@ import zmq
 from ipykernel.iostream import IOPubThread, OutStream
 from jupyter_client.session import Session
 
+from jupyter_ext.sessions import agent_kernel
 from jupyter_ext.sessions.agent_kernel import quick_flush, quick_iopub
 
 from .agents import copy_agent, execute, reports
@@ -212,31 +213,73 @@ def test_output_of_threads_keeps_its_order_around_direct_sends(
     assert last_stream < next(i for i, r in enumerate(said) if r["msg_type"] == "display_data")
 
 
-def test_a_subscription_a_direct_send_took_the_wake_up_of_is_still_read() -> None:
+def welcomed(session: Session, sub: zmq.Socket[bytes], within: float) -> bool:
+    """Whether ``sub`` got an ``iopub_welcome`` within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while sub.poll(max(0, deadline - time.monotonic()) * 1000):
+        _, frames = session.feed_identities(sub.recv_multipart())
+        if session.deserialize(frames)["msg_type"] == "iopub_welcome":
+            return True
+    return False
+
+
+def subscribe_while_sending(thread: IOPubThread, session: Session, sub: zmq.Socket[bytes],
+                            port: int) -> None:
+    """``sub`` subscribes while the IOPub thread is held up, unlocked, and the main thread
+    sends: a direct send would read the socket's pending work, and with it the wake-up."""
+    thread.io_loop.add_callback(time.sleep, 0.5)
+    time.sleep(0.05)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    for _ in range(40):
+        session.send(thread.background_socket, "status", {"execution_state": "busy"})
+        time.sleep(0.01)
+
+
+def test_subscriptions_are_read_around_direct_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first client's welcome comes as soon as the IOPub thread is free, long before
+    a sweep: the main thread sends nothing itself before a first subscription was read.
+    A later client's, whose wake-up a direct send took, comes with the next sweep (XPUB
+    passes a topic's subscription on only when no one else has it: the first has left)."""
+    monkeypatch.setattr(agent_kernel, "SUBSCRIPTION_SWEEP", 2.0)
     ctx = zmq.Context()
-    pub, sub = ctx.socket(zmq.XPUB), ctx.socket(zmq.SUB)
+    pub = ctx.socket(zmq.XPUB)
+    first, later = ctx.socket(zmq.SUB), ctx.socket(zmq.SUB)
     port = pub.bind_to_random_port("tcp://127.0.0.1")
     quick = type("QuickIOPubThread", (IOPubThread,), {})
     quick_iopub(quick)
     session = Session()
-    got: list[str] = []
     with running(quick(pub, session=session)) as thread:
-        # the IOPub thread is held up, unlocked, while the client subscribes and the main
-        # thread sends: those sends read the socket's pending work, and with it the wake-up
-        thread.io_loop.add_callback(time.sleep, 0.5)
-        time.sleep(0.05)
-        sub.setsockopt(zmq.SUBSCRIBE, b"")
-        sub.connect(f"tcp://127.0.0.1:{port}")
-        for _ in range(40):
-            session.send(thread.background_socket, "status", {"execution_state": "busy"})
-            time.sleep(0.01)
-        deadline = time.monotonic() + 3
-        while "iopub_welcome" not in got and sub.poll(max(0, deadline - time.monotonic()) * 1000):
-            _, frames = session.feed_identities(sub.recv_multipart())
-            got.append(session.deserialize(frames)["msg_type"])
-    sub.close(linger=0)
+        subscribe_while_sending(thread, session, first, port)
+        first_welcomed = welcomed(session, first, 1.0)
+        first.close(linger=0)  # gone: XPUB passes on a topic's first subscription only
+        time.sleep(0.2)
+        subscribe_while_sending(thread, session, later, port)
+        later_welcomed = welcomed(session, later, 5.0)
+    later.close(linger=0)
     ctx.term()
-    assert "iopub_welcome" in got
+    assert first_welcomed and later_welcomed
+
+
+def test_the_kernel_caches_its_pid_and_hides_the_preload(
+        agent: subprocess.Popen[bytes]) -> None:
+    reports(agent, '"type": "ready"')
+    said = cell(agent, "import os, subprocess, sys\n"
+                       "r, w = os.pipe()\n"
+                       "child = os.fork()\n"
+                       "if child == 0:\n"
+                       "    os.write(w, f'{os.getpid()} {os.readlink(\"/proc/self\")}'.encode())\n"
+                       "    os._exit(0)\n"
+                       "os.waitpid(child, 0)\n"
+                       "forked = os.read(r, 100).decode().split()\n"
+                       "env = subprocess.run(['env'], capture_output=True, text=True).stdout\n"
+                       "({'maps': 'pidcache.so' in open('/proc/self/maps').read(),\n"
+                       "  'environ': 'LD_PRELOAD' in os.environ, 'children': 'LD_PRELOAD' in env,\n"
+                       "  'forked': forked == [str(child)] * 2,\n"
+                       "  'self': os.getpid() == int(os.readlink('/proc/self'))})", "pid")
+    result = next(r for r in said if r["msg_type"] == "execute_result")
+    assert eval(result["content"]["data"]["text/plain"]) == {
+        "maps": True, "environ": False, "children": False, "forked": True, "self": True}
 
 
 def test_an_iopub_thread_of_another_kind_is_left_as_it_is() -> None:

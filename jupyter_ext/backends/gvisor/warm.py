@@ -34,7 +34,6 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
@@ -42,7 +41,8 @@ from typing import TYPE_CHECKING
 from ...core.errors import BoxRunError
 from ...core.hostcmd import run_checked, tool
 from ...images.oci import read_layout
-from ...sessions.commands import AGENT_DIR, SOCKET_DIR, agent_command, agent_files
+from ...sessions.commands import SOCKET_DIR, agent_command
+from ...sessions.install import AGENT_HOME, agent_files, install_agent
 from ..diskimage import IMAGE, MOUNTPOINT, has_disk, make_disk
 from ..execfiles import EXEC_DEFAULT_ENV, collect
 from .checkpoint import Checkpoint, checkpoint, restore
@@ -68,7 +68,7 @@ RESTORED_DIRS = ("/tmp", "/dev", "/proc", "/sys")
 TEMPLATE_CWD = "/dev/shm"
 #: Folders the template's processes run from or keep files open in (the agent's, and
 #: IPython's in its home, /root): a volume on one, or above one, would hide them.
-TEMPLATE_FILES = (AGENT_DIR, f"{EXEC_DEFAULT_ENV['HOME']}/.ipython")
+TEMPLATE_FILES = (AGENT_HOME, f"{EXEC_DEFAULT_ENV['HOME']}/.ipython")
 #: The interpreter kept warm, and where its agent listens in the template.
 KIND = "ipykernel"
 TEMPLATE_SESSION = f"{SOCKET_DIR}/sessions/warm-template"
@@ -332,8 +332,7 @@ class WarmTemplates:
         handle = await self.backend.create(box, spare=False)
         try:
             await self.backend.start(handle, box)
-            for name, source in agent_files():
-                await self.backend.upload(handle, f"{AGENT_DIR}/{name}", _once(source))
+            await install_agent(self.backend, handle)
             sock = f"{TEMPLATE_SESSION}/agent.sock"
             starter = await self.backend.exec(handle, agent_command(KIND, sock),
                                               EXEC_DEFAULT_ENV, TEMPLATE_CWD)
@@ -371,7 +370,3 @@ class WarmTemplates:
 
     def _drop(self, key: str) -> None:
         shutil.rmtree(self.root / key, ignore_errors=True)
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data

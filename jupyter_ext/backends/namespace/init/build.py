@@ -1,8 +1,10 @@
-"""Build the boxes' first processes from C: static binaries, so they run in any image.
+"""Build what runs in boxes from C: the boxes' first processes, static binaries so they
+run in any image, and the sessions' pid cache, a library preloaded into their interpreters.
 
 ``boxrun-init`` (namespace boxes, this folder) and ``boxrun-gvinit`` (gVisor boxes,
-``gvisor/init``) share ``boxinit.h`` of this folder. Standard library only: the
-package's build hook (``hatch_build.py``) loads this file by path.
+``gvisor/init``) share ``boxinit.h`` of this folder; ``sessions/pidcache.so`` is built
+from ``sessions/pidcache.c``. Standard library only: the package's build hook
+(``hatch_build.py``) loads this file by path.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ HERE = Path(__file__).parent
 HEADER = HERE / "boxinit.h"
 BINARY = HERE / "boxrun-init"
 GVINIT = HERE.parents[1] / "gvisor" / "init" / "boxrun-gvinit"
+PIDCACHE = HERE.parents[2] / "sessions" / "pidcache.so"
 #: Every binary built, each from the C file of its name.
-TARGETS = (BINARY, GVINIT)
-CFLAGS = ["-static", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{HERE}"]
+TARGETS = (BINARY, GVINIT, PIDCACHE)
+CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", f"-I{HERE}"]
+#: How each is linked: static programs, and a library that uses the process's C library.
+LINK = {BINARY: ["-static"], GVINIT: ["-static"], PIDCACHE: ["-shared", "-fPIC", "-nostdlib"]}
 
 
 def _source(target: Path) -> Path:
-    return target.with_name(f"{target.name}.c")
+    return target.with_suffix(".c")
 
 
 def build(target: Path = BINARY) -> Path:
@@ -32,7 +37,8 @@ def build(target: Path = BINARY) -> Path:
         raise RuntimeError(f"building {target.name} needs a C compiler with a static libc"
                            " (Debian: apt-get install gcc libc6-dev)")
     partial = target.with_name(f".{target.name}.{os.getpid()}")
-    subprocess.run([cc, *CFLAGS, "-o", str(partial), str(_source(target))], check=True)
+    subprocess.run([cc, *CFLAGS, *LINK[target], "-o", str(partial), str(_source(target))],
+                   check=True)
     partial.replace(target)
     return target
 
