@@ -1,5 +1,5 @@
-"""Build hook: compile what runs in boxes from C (``boxrun-init``, ``boxrun-gvinit``, the
-sessions' ``pidcache.so``) into the wheel."""
+"""Build hook: compile what runs in boxes from C (``boxrun-init``, ``boxrun-gvinit``,
+``pidcache.so``, ``statx-compat.so``) into the wheel."""
 
 from __future__ import annotations
 

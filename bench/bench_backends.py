@@ -6,8 +6,8 @@ gVisor, against a local process (and a local ipykernel) doing the same.
 Rows: create → first exec of ``true``; exec ``true`` round trip (POST + SSE to exit; also
 its 90th percentile);
 trivial cell round trip (also its 90th percentile) and kernel start → first result (the
-BoxRun kernel against a local ``python3`` ipykernel; on gVisor restored from its image's
-warm template, and the first kernel on the image, cold); ``pip install`` of a small local
+BoxRun kernel against a local ``python3`` ipykernel started and run in turns with it; on
+gVisor restored from its image's warm template, and the first kernel on the image, cold); ``pip install`` of a small local
 wheel; a CPU-bound Python loop; 100 MB of stdout over SSE (against a host pipe). Medians.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 from bench_http import Service, read_events, remove_box, run_exec, start_exec
-from bench_kernel import LOCAL, measure_kernel
+from bench_kernel import BOXRUN, LOCAL, Samples, measure_kernels, warm_up
 from bench_kernel import Plan as KernelPlan
 from bench_server import pipe_mb_s, stream_command
 from bench_util import arguments, median, percentile, timed_ms
@@ -125,19 +125,10 @@ def local_ms(cmd: list[str]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def wait_for_template(state: Path, timeout: float = 300) -> bool:
-    """Whether a gVisor server with ``state`` made a warm kernel template in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any((path / "image").is_dir() for path in (state / "gvisor" / ".warm").glob("[!.]*")):
-            return True
-        time.sleep(0.5)
-    return False
-
-
-def measure_backend(backend: str, plan: Plan, tmp: Path, images_dir: Path,
-                    wheel: Path, services: list[Service], home: Path) -> dict[str, float]:
-    """Every figure of one backend, through a server of its own."""
+def measure_backend(backend: str, plan: Plan, tmp: Path, images_dir: Path, wheel: Path,
+                    services: list[Service], home: Path) -> tuple[dict[str, float], Samples]:
+    """Every figure of one backend, through a server of its own; and the samples of the
+    local ipykernel, measured in turns with this backend's kernel."""
     state = tmp / backend / "state"
     service = Service.boxrun(state, images_dir, secrets.token_hex(8))
     service.env["BOXRUN_BACKEND"] = backend
@@ -166,20 +157,19 @@ def measure_backend(backend: str, plan: Plan, tmp: Path, images_dir: Path,
     notebooks = home / backend
     notebooks.mkdir()
     env = {**os.environ, "BOXRUN_SOCKET": str(service.sock)}
-    cold, _ = measure_kernel("boxrun", env, str(notebooks), KernelPlan(cells=1, starts=1, boxes=0))
-    figures["cold"] = cold[0]  # the first on its image: no template yet
-    if backend == "gvisor" and not wait_for_template(state):
-        say("gvisor: no warm template was made")
-    starts, cells = measure_kernel("boxrun", env, str(notebooks),
-                                   KernelPlan(cells=plan.cells, starts=plan.starts, boxes=0))
-    figures["start"], figures["cell"] = median(starts), median(cells)
-    figures["cell_p90"] = percentile(cells, 90)
+    figures["cold"] = warm_up(env, str(notebooks), service, backend)  # the first on its image
+    kernels = measure_kernels(env, str(notebooks),
+                              KernelPlan(cells=plan.cells, starts=plan.starts, boxes=0))
+    box = kernels[BOXRUN]
+    figures["start"], figures["cell"] = median(box.starts), median(box.cells)
+    figures["cell_p90"] = percentile(box.cells, 90)
     service.stop()
-    return figures
+    return figures, kernels[LOCAL]
 
 
-def measure_local(plan: Plan, tmp: Path, wheel: Path) -> dict[str, float]:
-    """The same work as local processes, and a local ``python3`` ipykernel."""
+def measure_local(plan: Plan, tmp: Path, wheel: Path, kernel: Samples) -> dict[str, float]:
+    """The same work as local processes; ``kernel``: a local ``python3`` ipykernel's
+    samples, taken in turns with the backends' kernels."""
     execs = [local_ms(TRUE) for _ in range(plan.execs)]
     figures = {"create": median([local_ms(TRUE) for _ in range(plan.boxes)]),
                "exec": median(execs), "exec_p90": percentile(execs, 90),
@@ -187,13 +177,9 @@ def measure_local(plan: Plan, tmp: Path, wheel: Path) -> dict[str, float]:
                               for i in range(plan.installs)]),
                "loop": median([local_ms([sys.executable, "-c", LOOP]) for _ in range(plan.loops)]) / 1000,
                "sse": pipe_mb_s(plan.sse_bytes)}
-    notebooks = tmp / "local"
-    notebooks.mkdir()
-    starts, cells = measure_kernel(LOCAL, dict(os.environ), str(notebooks),
-                                   KernelPlan(cells=plan.cells, starts=plan.starts, boxes=0))
-    figures["start"], figures["cell"] = median(starts), median(cells)
-    figures["cell_p90"] = percentile(cells, 90)
-    figures["cold"] = figures["start"]
+    if kernel.starts:
+        figures["start"] = figures["cold"] = median(kernel.starts)
+        figures["cell"], figures["cell_p90"] = median(kernel.cells), percentile(kernel.cells, 90)
     return figures
 
 
@@ -241,14 +227,17 @@ def main() -> int:
     columns: dict[str, dict[str, float]] = {}
     try:
         wheel = small_wheel(tmp)
+        local = Samples()
         for backend in args.backends.split(","):
             try:
-                columns[backend] = measure_backend(backend, plan, tmp, args.images_dir, wheel,
-                                                   services, home)
+                columns[backend], kernel = measure_backend(backend, plan, tmp, args.images_dir,
+                                                           wheel, services, home)
+                local.starts += kernel.starts
+                local.cells += kernel.cells
             except (RuntimeError, httpx.HTTPError, OSError) as err:
                 say(f"{backend} FAILED: {err}")
                 columns[backend] = {}
-        columns["local"] = measure_local(plan, tmp, wheel)
+        columns["local"] = measure_local(plan, tmp, wheel, local)
     finally:
         for service in services:
             service.stop()

@@ -103,19 +103,21 @@ def measure_kernels(env: dict[str, str], cwd: str, plan: Plan) -> dict[str, Samp
     return samples
 
 
-def warm_up(env: dict[str, str], cwd: str, service: Service, backend: str) -> None:
+def warm_up(env: dict[str, str], cwd: str, service: Service, backend: str) -> float:
     """Start a first BoxRun kernel, then, on gVisor, wait for the spare box its warm
-    template leads to: the starts measured are those of a server in use."""
-    _, km, kc = start_to_first_result(BOXRUN, env, cwd)
+    template leads to: the starts measured are those of a server in use. Milliseconds
+    from the first kernel's start to its first result (cold: no template yet)."""
+    ms, km, kc = start_to_first_result(BOXRUN, env, cwd)
     kc.stop_channels()
     km.shutdown_kernel()
     if backend != "gvisor":
-        return
+        return ms
     deadline = time.monotonic() + SPARE_WAIT
     while SPARE_READY not in service.log.read_text() and time.monotonic() < deadline:
         time.sleep(0.5)
     say("a spare box is ready" if SPARE_READY in service.log.read_text()
         else f"no spare box after {SPARE_WAIT:.0f} s: starts are measured without")
+    return ms
 
 
 def box_creates(client: httpx.Client, plan: Plan) -> list[float]:

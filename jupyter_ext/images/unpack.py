@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.hostcmd import run_checked
@@ -20,20 +22,33 @@ def unpack_command(layer: Path, target: Path, userns: UserNs) -> list[str]:
     return [*userns.admin(), "/bin/sh", "-c", UNPACK_SCRIPT, "sh", str(target), *tar]
 
 
+@dataclass(frozen=True)
+class Addition:
+    """A change a backend makes to each tree once unpacked (``apply``, run as the server
+    on trees it owns), named by ``tag`` in the trees' folder names: a new one unpacks anew."""
+
+    tag: str
+    apply: Callable[[Path], None]
+
+
 class RootfsCache:
-    """``<root>/<digest>-<mapping>/`` directories, each with a ``.json`` record.
+    """``<root>/<digest>-<mapping>[-<tag>]/`` directories, each with a ``.json`` record.
 
     The record is written last and names the command prefix that can delete the
     directory (its files belong to box ids the server's user may not own).
     """
 
-    def __init__(self, root: Path, locks: Path) -> None:
+    def __init__(self, root: Path, locks: Path, addition: Addition | None = None) -> None:
         self.root = root
         self.locks = locks
+        self.addition = addition
 
     async def get(self, layout: Layout, userns: UserNs) -> Path:
-        """The unpacked ``layout`` for ``userns``, unpacking it the first time."""
+        """The unpacked ``layout`` for ``userns`` (with the addition), unpacking it the
+        first time."""
         name = f"{layout.manifest_digest.split(':')[-1][:16]}-{userns.key}"
+        if self.addition is not None:
+            name += f"-{self.addition.tag}"
         target, record = self.root / name, self.root / f"{name}.json"
         if record.is_file():
             return target
@@ -45,6 +60,8 @@ class RootfsCache:
             if target.exists():  # left by an interrupted unpack
                 await run_checked([*userns.admin(), "rm", "-rf", str(target)], "cleaning up")
             await run_checked(unpack_command(layout.layer, target, userns), "unpacking image")
+            if self.addition is not None:
+                self.addition.apply(target)
             data = {"digest": layout.manifest_digest, "remove_prefix": userns.admin()}
             record.write_text(json.dumps(data))
         return target

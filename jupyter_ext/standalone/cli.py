@@ -133,7 +133,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--socket", help="Unix socket path (default <state-dir>/boxrun.sock)")
     serve.add_argument("--backend", choices=CHOICES,
                        help="sandbox backend (default $BOXRUN_BACKEND or auto: micro-VMs where "
-                            "they are known to boot, else the namespace sandbox)")
+                            "they are known to boot, else gVisor where a probe sandbox "
+                            "runs, else the namespace sandbox)")
     serve.add_argument("--max-output-bytes", type=int,
                        help="output stored per exec and per session (default "
                             "$BOXRUN_MAX_OUTPUT_BYTES or 64 MiB)")

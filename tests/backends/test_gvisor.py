@@ -22,6 +22,8 @@ import pytest
 from jupyter_ext.backends.base import Volume
 from jupyter_ext.backends.gvisor import GvisorBackend
 from jupyter_ext.backends.gvisor.bundle import PROCS_MAX
+from jupyter_ext.backends.gvisor.compat import LIBRARY
+from jupyter_ext.backends.gvisor.compat import PRELOAD as LD_SO_PRELOAD
 from jupyter_ext.backends.gvisor.launcher import KILLED, Command
 from jupyter_ext.backends.select import select_backend
 from jupyter_ext.core.errors import BoxRunError
@@ -126,6 +128,19 @@ async def test_kernel_is_gvisors(boot, spec, run):
     assert version.strip() != Path("/proc/version").read_bytes().strip()
     _, dmesg, _ = await run(handle, "dmesg")
     assert b"Starting gVisor" in dmesg
+
+
+async def test_coreutils_stat_through_the_compat_library(boot, spec, run):
+    """This runsc refuses statx's AT_NO_AUTOMOUNT, which coreutils passes: the backend's
+    copy of the image preloads ``statx-compat.so``, which drops it."""
+    handle = await boot(spec())
+    code, out, err = await run(handle, "sh", "-c", "ls -ld / /etc/passwd && stat -c %s /etc/hostname")
+    assert code == 0, err
+    assert out.split(b"\n")[0].startswith(b"d")
+    assert await run(handle, "cat", LD_SO_PRELOAD) == (0, LIBRARY.encode() + b"\n", b"")
+    # without it, the flag is refused: the library is what makes ls work
+    code, _, err = await run(handle, "sh", "-c", f": > {LD_SO_PRELOAD}; ls -ld /")
+    assert code != 0 and b"Invalid argument" in err
 
 
 async def test_exec_streams_env_workdir_exit_codes(boot, spec, run, backend):

@@ -35,6 +35,8 @@ def test_restore_to_a_snapshot(kernel: tuple[KernelManager, BlockingKernelClient
     else:
         assert reply["status"] == "error" and "NameError" in reply["ename"] + out, out
     assert reply["execution_count"] > count
+    reply, out = run(kc, "!ls -l /etc/hostname")  # coreutils in the restored box
+    assert out.startswith("-") and "/etc/hostname" in out, out
     reply, out = run(kc, "%boxrun restore nope")
     assert "nope" in out and "Traceback" not in out, out
 

@@ -36,7 +36,7 @@ from ..diskimage import (
 from ..execfiles import ExecFiles
 from ..namespace import cgroups
 from ..namespace.commands import hidden_in
-from . import bundle, checkpoint, latemount, network, warm
+from . import bundle, checkpoint, compat, latemount, network, warm
 from .init import binary
 from .launcher import READY, SOCKET, Command, connect
 from .process import GvProcess
@@ -80,8 +80,7 @@ LIMITATIONS = [
     " stop",
     f"at most {bundle.PROCS_MAX} processes per box (RLIMIT_NPROC): the ptrace platform"
     " makes a host process of each",
-    "this runsc (2022) refuses statx with AT_NO_AUTOMOUNT: coreutils' ls -l and stat"
-    " report 'Invalid argument' (Python's os.stat works)",
+    compat.WORDS,
 ]
 
 
@@ -140,7 +139,8 @@ class GvisorBackend(ExecFiles):
     def __init__(self, state_dir: Path, images: ImageStore) -> None:
         self.boxes_dir = state_dir / "gvisor"
         self.runsc_root = self.boxes_dir / ".runsc"
-        self.rootfs = RootfsCache(self.boxes_dir / ".rootfs", self.boxes_dir / ".locks")
+        self.rootfs = RootfsCache(self.boxes_dir / ".rootfs", self.boxes_dir / ".locks",
+                                  compat.ADDITION)
         self.images = images
         self.rootless = os.geteuid() != 0
         # without root, images are unpacked as the server's user, box root in the Sentry

@@ -1,9 +1,10 @@
 """Build what runs in boxes from C: the boxes' first processes, static binaries so they
-run in any image, and the sessions' pid cache, a library preloaded into their interpreters.
+run in any image, and libraries preloaded into the boxes' programs.
 
 ``boxrun-init`` (namespace boxes, this folder) and ``boxrun-gvinit`` (gVisor boxes,
-``gvisor/init``) share ``boxinit.h`` of this folder; ``sessions/pidcache.so`` is built
-from ``sessions/pidcache.c``. Standard library only: the package's build hook
+``gvisor/init``) share ``boxinit.h`` of this folder; ``sessions/pidcache.so`` (the
+sessions' interpreters) and ``gvisor/init/statx-compat.so`` (every program of a gVisor
+box) are built from the ``.c`` files of their names. Standard library only: the package's build hook
 (``hatch_build.py``) loads this file by path.
 """
 
@@ -19,11 +20,13 @@ HEADER = HERE / "boxinit.h"
 BINARY = HERE / "boxrun-init"
 GVINIT = HERE.parents[1] / "gvisor" / "init" / "boxrun-gvinit"
 PIDCACHE = HERE.parents[2] / "sessions" / "pidcache.so"
+STATX = GVINIT.with_name("statx-compat.so")
 #: Every binary built, each from the C file of its name.
-TARGETS = (BINARY, GVINIT, PIDCACHE)
+TARGETS = (BINARY, GVINIT, PIDCACHE, STATX)
 CFLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", f"-I{HERE}"]
-#: How each is linked: static programs, and a library that uses the process's C library.
-LINK = {BINARY: ["-static"], GVINIT: ["-static"], PIDCACHE: ["-shared", "-fPIC", "-nostdlib"]}
+#: How each is linked: static programs, and libraries that use the process's C library.
+LIBRARY = ["-shared", "-fPIC", "-nostdlib"]
+LINK = {BINARY: ["-static"], GVINIT: ["-static"], PIDCACHE: LIBRARY, STATX: LIBRARY}
 
 
 def _source(target: Path) -> Path:
