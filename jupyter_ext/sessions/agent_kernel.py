@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from functools import partial
 from typing import Any
 
 TARGETS = ("jupyter.widget", "jupyter.widget.control")
@@ -99,7 +100,9 @@ def quick_iopub(thread_class: Any) -> None:
     A send may take the socket's wake-up meant for a new subscription (libzmq signals
     its descriptor once for pending work), so the main thread sends nothing itself until
     the thread has read a first subscription (the client that started the kernel gets
-    its ``iopub_welcome`` at once), and the thread also reads subscriptions every
+    its ``iopub_welcome`` at once); until then the thread also looks for subscriptions
+    after each of its own sends, which may take the wake-up as well (else the first
+    half second of a kernel went through the queue); and it reads subscriptions every
     :data:`SUBSCRIPTION_SWEEP` seconds: at worst a later client's ``iopub_welcome`` comes
     that much later; what it subscribed to is in force at once either way."""
     if not all(hasattr(thread_class, name) for name in ("_handle_event", "_really_send")):
@@ -122,6 +125,8 @@ def quick_iopub(thread_class: Any) -> None:
     def handle_locked(self: Any, *args: Any) -> None:
         with self._boxrun_lock:
             handle(self, *args)
+            if not self._boxrun_subscribed and hasattr(self, "_boxrun_read"):
+                self._boxrun_read()  # its sends may have taken the first one's wake-up
 
     def setup(self: Any) -> None:
         listen(self)
@@ -141,6 +146,7 @@ def quick_iopub(thread_class: Any) -> None:
                 self.io_loop.call_later(SUBSCRIPTION_SWEEP, sweep)
 
         # the thread has not started: take the stream's handler over
+        self._boxrun_read = partial(events, stream.socket, 0)  # the lock held
         stream._handle_events = events_locked
         self.io_loop.remove_handler(self.socket)
         self.io_loop.add_handler(self.socket, events_locked, self.io_loop.READ)

@@ -10,6 +10,7 @@ other backends' copies of it, are left as they are.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -47,9 +48,10 @@ def add_compat(root: Path) -> None:
                     " boxes): %s", root.name, err)
 
 
-#: The change to each unpacked image (its tag names this version of it: a new one
-#: unpacks each image anew).
-ADDITION = Addition("statx1", add_compat)
+#: The change to each unpacked image, tagged by the library's source: a new version
+#: unpacks each image anew.
+ADDITION = Addition(hashlib.sha256(STATX.with_suffix(".c").read_bytes()).hexdigest()[:8],
+                    add_compat)
 
 
 @contextlib.contextmanager
