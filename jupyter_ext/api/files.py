@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..backends.base import one_chunk
 from ..core.errors import validation
 from .base import BoxRunHandler
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 class UploadHandler(BoxRunHandler):
@@ -31,7 +27,7 @@ class UploadHandler(BoxRunHandler):
             raise validation("multipart field 'dest' is required", 400)
         if not dest.startswith("/"):
             raise validation("'dest' must be an absolute path in the box", 400)
-        await self.manager.upload(box_id, dest, _once(files[0]["body"]))
+        await self.manager.upload(box_id, dest, one_chunk(files[0]["body"]))
         self.reply({"ok": True, "dest": dest})
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
 from importlib import resources
 
-from ..backends.base import Backend
+from ..backends.base import Backend, one_chunk
 from ..backends.execfiles import EXEC_DEFAULT_ENV
 from ..core.errors import BoxRunError
 
@@ -56,7 +55,7 @@ async def install_agent(backend: Backend, handle: str) -> None:
         return
     partial = f"{target}.partial-{secrets.token_hex(4)}"
     for name, content in agent_files():
-        await backend.upload(handle, f"{partial}/{name}", _once(content))
+        await backend.upload(handle, f"{partial}/{name}", one_chunk(content))
     if await _run(backend, handle, ["sh", "-c", PLACE, "place", partial, target]) != 0:
         raise BoxRunError("RUNTIME_ERROR", f"cannot install the session agent at {target}")
 
@@ -64,7 +63,3 @@ async def install_agent(backend: Backend, handle: str) -> None:
 async def _run(backend: Backend, handle: str, cmd: list[str]) -> int:
     """The exit status of ``cmd`` run in the box as root."""
     return await (await backend.exec(handle, cmd, EXEC_DEFAULT_ENV, "/")).wait()
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
